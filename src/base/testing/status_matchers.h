@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "base/status.h"
 #include "gmock/gmock.h"
 
 namespace nvmf_ublk::testing {
