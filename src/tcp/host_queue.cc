@@ -1,0 +1,538 @@
+#include "tcp/host_queue.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+#include "base/log.h"
+#include "nvme/status.h"
+#include "tcp/crc32c.h"
+#include "tcp/pdu_codec.h"
+
+namespace nvmf_ublk::tcp {
+namespace {
+
+constexpr uint64_t kConnectCookie = ~uint64_t{0};
+
+uint32_t BitsFor(uint32_t n) {  // bits needed to index n slots
+  uint32_t bits = 0;
+  while ((1u << bits) < n) ++bits;
+  return bits;
+}
+
+}  // namespace
+
+const char* HostQueue::ToString(State state) {
+  switch (state) {
+    case State::kIdle: return "idle";
+    case State::kWaitIcResp: return "wait-icresp";
+    case State::kConnecting: return "connecting";
+    case State::kLive: return "live";
+    case State::kFailed: return "failed";
+  }
+  return "?";
+}
+
+HostQueue::HostQueue(const HostQueueOptions& options, HostQueueObserver* observer)
+    : options_(options),
+      observer_(observer),
+      parser_(PduParserOptions{StreamDirection::kControllerToHost, false, false,
+                               PdaBytes(options.hpda), std::max(options.max_c2h_data, 8192u)},
+              this) {
+  NCHECK(options_.queue_size >= 2) << "queue_size " << options_.queue_size;
+  options_.maxr2t = std::clamp<uint32_t>(options_.maxr2t, 1, kMaxR2t);
+  if (options_.name.empty()) options_.name = absl::StrFormat("q%u", options_.qid);
+  const uint32_t depth = options_.queue_size - 1u;
+  slots_.resize(depth);
+  free_.reserve(depth);
+  for (uint32_t i = depth; i-- > 0;) free_.push_back(static_cast<uint16_t>(i));
+  index_bits_ = BitsFor(depth);
+  // Each slot has at most one capsule and one H2CData entry queued; plus ICReq and a TermReq.
+  send_ring_.resize(2 * depth + 4);
+}
+
+HostQueue::~HostQueue() = default;
+
+void HostQueue::SetState(State next) {
+  if (next == state_) return;
+  NLOG(DEBUG) << options_.name << ": " << ToString(state_) << " -> " << ToString(next);
+  state_ = next;
+}
+
+absl::Status HostQueue::Start() {
+  if (state_ != State::kIdle) return absl::FailedPreconditionError("queue already started");
+  auto data = nvme::BuildConnectData(
+      reinterpret_cast<const uint8_t(&)[16]>(*options_.hostid.data()), options_.cntlid,
+      options_.subnqn, options_.hostnqn);
+  if (!data.ok()) return data.status();
+  connect_data_ = *data;
+
+  EncodeIcReq(icreq_, options_.hpda,
+              (options_.header_digest ? kDgstHeader : 0) | (options_.data_digest ? kDgstData : 0),
+              options_.maxr2t - 1);
+  PushSend(SendEntry{icreq_, sizeof(IcReqPdu), nullptr, 0, nullptr, 0, SendKind::kRaw});
+  SetState(State::kWaitIcResp);
+  return absl::OkStatus();
+}
+
+bool HostQueue::CanSubmit() const {
+  if (free_.empty()) return false;
+  if (options_.disable_sq_flow_control) return true;
+  return (sq_tail_ + 1) % options_.queue_size != sq_head_;
+}
+
+int HostQueue::Submit(const nvme::Sqe& sqe, void* data, uint32_t len, uint64_t cookie) {
+  if (state_ != State::kLive) return -ENOTCONN;
+  return SubmitInternal(sqe, data, len, cookie, false);
+}
+
+int HostQueue::SubmitInternal(const nvme::Sqe& sqe, void* data, uint32_t len, uint64_t cookie,
+                              bool internal) {
+  const nvme::DataDirection dir = nvme::DirectionOf(sqe);
+  if ((dir == nvme::DataDirection::kNone) != (len == 0) || (len > 0 && data == nullptr)) {
+    return -EINVAL;
+  }
+  if (!CanSubmit()) return -EAGAIN;
+  const uint16_t index = free_.back();
+  free_.pop_back();
+  Slot& s = slots_[index];
+  s.gen = static_cast<uint16_t>((s.gen + 1) & ((1u << (16 - index_bits_)) - 1));
+  s.cid = static_cast<uint16_t>((uint32_t{s.gen} << index_bits_) | index);
+  s.busy = true;
+  s.internal = internal;
+  s.response = false;
+  s.dir = dir;
+  s.cookie = cookie;
+  s.data = static_cast<uint8_t*>(data);
+  s.len = len;
+  s.received = 0;
+  s.r2t_next = 0;
+  s.r2t_count = 0;
+  s.r2t_head = 0;
+  s.h2c_sent = 0;
+  s.h2c_queued = false;
+  s.sends = 0;
+  s.error = 0;
+  // Fabrics commands (Connect) always carry their data in the capsule.
+  s.in_capsule = dir == nvme::DataDirection::kHostToController &&
+                 (len <= options_.in_capsule_data || sqe.opcode == nvme::kFabricsOpcode);
+
+  nvme::Sqe cmd = sqe;
+  cmd.cid.set(s.cid);
+  cmd.flags = (cmd.flags & 0x3F) | nvme::kSqeFlagsPsdtSgl;
+  std::memset(&cmd.dptr, 0, sizeof(cmd.dptr));
+  cmd.dptr.length.set(len);
+  cmd.dptr.sgl_id = s.in_capsule ? nvme::kSglIdInCapsule : nvme::kSglIdTransport;
+  const uint32_t in_capsule_len = s.in_capsule ? len : 0;
+  const uint32_t hdr_len = EncodeCapsuleCmd(s.capsule, cmd, in_capsule_len, wire_);
+  const bool dd = wire_.data_digest && in_capsule_len > 0;
+  if (dd) StoreLe32(s.capsule_ddgst, Crc32c(data, len));
+
+  ++outstanding_;
+  sq_tail_ = (sq_tail_ + 1) % options_.queue_size;
+  ++s.sends;
+  PushSend(SendEntry{s.capsule, hdr_len, in_capsule_len ? s.data : nullptr, in_capsule_len,
+                     dd ? s.capsule_ddgst : nullptr, index, SendKind::kCapsule});
+  return s.cid;
+}
+
+void HostQueue::PushSend(const SendEntry& e) {
+  NCHECK(send_count_ < send_ring_.size()) << "send ring overflow";
+  send_ring_[(send_head_ + send_count_) % send_ring_.size()] = e;
+  ++send_count_;
+}
+
+int HostQueue::PendingSend(iovec* iov, int max) const {
+  int n = 0;
+  uint32_t skip = head_sent_;
+  for (uint32_t i = 0; i < send_count_ && n < max; ++i) {
+    const SendEntry& e = send_ring_[(send_head_ + i) % send_ring_.size()];
+    const struct {
+      const uint8_t* p;
+      uint32_t len;
+    } parts[3] = {{e.hdr, e.hdr_len}, {e.data, e.data_len}, {e.ddgst, e.ddgst ? 4u : 0u}};
+    for (const auto& part : parts) {
+      if (part.len == 0) continue;
+      if (skip >= part.len) {
+        skip -= part.len;
+        continue;
+      }
+      if (n == max) break;
+      iov[n].iov_base = const_cast<uint8_t*>(part.p + skip);
+      iov[n].iov_len = part.len - skip;
+      ++n;
+      skip = 0;
+    }
+  }
+  return n;
+}
+
+size_t HostQueue::PendingSendBytes() const {
+  size_t total = 0;
+  for (uint32_t i = 0; i < send_count_; ++i) {
+    total += send_ring_[(send_head_ + i) % send_ring_.size()].total();
+  }
+  return total - head_sent_;
+}
+
+void HostQueue::SendComplete(size_t bytes) {
+  while (bytes > 0 && send_count_ > 0) {
+    const SendEntry e = send_ring_[send_head_];
+    const uint32_t left = e.total() - head_sent_;
+    if (bytes < left) {
+      head_sent_ += static_cast<uint32_t>(bytes);
+      return;
+    }
+    bytes -= left;
+    head_sent_ = 0;
+    send_head_ = (send_head_ + 1) % send_ring_.size();
+    --send_count_;
+    OnEntrySent(e);
+  }
+  NCHECK(bytes == 0 || state_ == State::kFailed) << "SendComplete beyond pending bytes";
+}
+
+void HostQueue::OnEntrySent(const SendEntry& e) {
+  if (e.kind == SendKind::kRaw) return;
+  Slot& s = slots_[e.slot];
+  --s.sends;
+  if (e.kind == SendKind::kH2C) {
+    s.h2c_queued = false;
+    if (!s.response) QueueNextH2C(e.slot);
+  }
+  CompleteIfDone(e.slot);
+}
+
+void HostQueue::QueueNextH2C(uint16_t index) {
+  Slot& s = slots_[index];
+  if (s.h2c_queued || s.r2t_count == 0 || state_ == State::kFailed) return;
+  R2tRange& r = s.r2ts[s.r2t_head];
+  const uint32_t chunk = std::min(negotiated_.maxh2cdata, r.length - s.h2c_sent);
+  const uint32_t datao = r.offset + s.h2c_sent;
+  s.h2c_sent += chunk;
+  const bool last = s.h2c_sent == r.length;
+  const uint16_t ttag = r.ttag;
+  if (last) {
+    s.r2t_head = (s.r2t_head + 1) % kMaxR2t;
+    --s.r2t_count;
+    s.h2c_sent = 0;
+  }
+  const uint32_t hdr_len = EncodeDataPdu(s.h2c, PduType::kH2CData, last ? kFlagLastPdu : 0, s.cid,
+                                         ttag, datao, chunk, wire_);
+  const bool dd = wire_.data_digest;
+  if (dd) StoreLe32(s.h2c_ddgst, Crc32c(s.data + datao, chunk));
+  s.h2c_queued = true;
+  ++s.sends;
+  PushSend(SendEntry{s.h2c, hdr_len, s.data + datao, chunk, dd ? s.h2c_ddgst : nullptr, index,
+                     SendKind::kH2C});
+}
+
+HostQueue::Slot* HostQueue::LookupCid(uint16_t cid) {
+  const uint32_t index = cid & ((1u << index_bits_) - 1);
+  if (index >= slots_.size()) return nullptr;
+  Slot& s = slots_[index];
+  if (!s.busy || s.cid != cid || s.response) return nullptr;
+  return &s;
+}
+
+const char* HostQueue::NameOf(const Slot& s) const {
+  return nvme::CommandName(s.sqe(), options_.qid == 0);
+}
+
+void HostQueue::Feed(const uint8_t* data, size_t len) {
+  if (state_ == State::kFailed) return;
+  parser_.Feed(data, len);
+  AfterParse();
+}
+
+void HostQueue::Commit(size_t n) {
+  if (state_ == State::kFailed) return;
+  parser_.Commit(n);
+  AfterParse();
+}
+
+void HostQueue::AfterParse() {
+  if (parser_.failed() && state_ != State::kFailed) FailWithTermReq(parser_.error());
+}
+
+std::optional<PduError> HostQueue::OnPduHeader(const PduHeader& h, uint8_t** data_dest) {
+  const bool want_icresp = state_ == State::kWaitIcResp;
+  if (h.type == PduType::kC2HTermReq) return std::nullopt;
+  if (state_ == State::kIdle || state_ == State::kFailed) {
+    return PduError{Fes::kPduSequenceError, 0,
+                    absl::StrFormat("%s received in state %s", tcp::ToString(h.type),
+                                    ToString(state_))};
+  }
+  if ((h.type == PduType::kIcResp) != want_icresp) {
+    return PduError{Fes::kPduSequenceError, 0,
+                    absl::StrFormat("%s received while %s", tcp::ToString(h.type),
+                                    want_icresp ? "waiting for ICResp" : "connected")};
+  }
+  if (h.type != PduType::kC2HData) return std::nullopt;
+
+  const auto& pdu = h.as<DataPdu>();
+  const uint16_t cid = pdu.cccid.get();
+  Slot* s = LookupCid(cid);
+  if (s == nullptr) {
+    return PduError{Fes::kInvalidHeaderField, offsetof(DataPdu, cccid),
+                    absl::StrFormat("C2HData for unknown or completed command ID 0x%04x", cid)};
+  }
+  if (s->dir != nvme::DataDirection::kControllerToHost) {
+    return PduError{Fes::kPduSequenceError, 0,
+                    absl::StrFormat("C2HData for %s (CID 0x%04x), which reads no data", NameOf(*s),
+                                    cid)};
+  }
+  const uint32_t datao = pdu.datao.get(), datal = pdu.datal.get();
+  if (uint64_t{datao} + datal > s->len) {
+    return PduError{Fes::kDataOutOfRange, offsetof(DataPdu, datao),
+                    absl::StrFormat("C2HData DATAO %u + DATAL %u beyond the %u-byte buffer of %s",
+                                    datao, datal, s->len, NameOf(*s))};
+  }
+  if (datao != s->received) {
+    return PduError{Fes::kPduSequenceError, offsetof(DataPdu, datao),
+                    absl::StrFormat("C2HData DATAO %u, expected %u (data out of order)", datao,
+                                    s->received)};
+  }
+  if ((h.flags & kFlagSuccess) && datao + datal != s->len) {
+    return PduError{Fes::kDataOutOfRange, offsetof(DataPdu, datal),
+                    absl::StrFormat("C2HData with SUCCESS ends at %u of %u bytes", datao + datal,
+                                    s->len)};
+  }
+  *data_dest = s->data + datao;
+  return std::nullopt;
+}
+
+std::optional<PduError> HostQueue::OnPduComplete(const PduHeader& h, bool data_digest_ok,
+                                                 const uint8_t* term_data) {
+  switch (h.type) {
+    case PduType::kIcResp:
+      return OnIcResp(h.as<IcRespPdu>());
+    case PduType::kCapsuleResp:
+      return OnCapsuleResp(h.as<CapsuleRespPdu>());
+    case PduType::kR2T:
+      return OnR2T(h.as<R2TPdu>());
+    case PduType::kC2HData: {
+      const auto& pdu = h.as<DataPdu>();
+      Slot* s = LookupCid(pdu.cccid.get());
+      if (s == nullptr) return std::nullopt;  // cannot happen: checked in OnPduHeader
+      s->received += pdu.datal.get();
+      if (!data_digest_ok) {
+        NLOG(WARNING) << options_.name << ": data digest error in C2HData for CID " << s->cid;
+        s->error = -EBADMSG;
+      }
+      if (h.flags & kFlagSuccess) {
+        s->cqe = nvme::Cqe{};
+        s->cqe.cid.set(s->cid);
+        s->cqe.sq_id.set(options_.qid);
+        s->response = true;
+        --outstanding_;
+        if (outstanding_ == 0) sq_head_ = sq_tail_;
+        CompleteIfDone(static_cast<uint16_t>(&*s - slots_.data()));
+      }
+      return std::nullopt;
+    }
+    case PduType::kC2HTermReq: {
+      const auto& t = h.as<TermReqPdu>();
+      const auto fes = static_cast<Fes>(t.fes.get());
+      peer_terminated_ = true;
+      (void)term_data;
+      return PduError{fes, t.fei.get(),
+                      absl::StrFormat("controller terminated the connection (C2HTermReq): FES "
+                                      "0x%02x %s, FEI 0x%x",
+                                      t.fes.get(), tcp::ToString(fes), t.fei.get())};
+    }
+    default:
+      return PduError{Fes::kPduSequenceError, 0, "unexpected PDU"};
+  }
+}
+
+std::optional<PduError> HostQueue::OnIcResp(const IcRespPdu& resp) {
+  if (resp.pfv.get() != kPfv10) {
+    return PduError{Fes::kUnsupportedParameter, offsetof(IcRespPdu, pfv),
+                    absl::StrFormat("ICResp PFV %u is not supported (need 0)", resp.pfv.get())};
+  }
+  if (resp.cpda > kMaxPda) {
+    return PduError{Fes::kUnsupportedParameter, offsetof(IcRespPdu, cpda),
+                    absl::StrFormat("ICResp CPDA %u is out of range (0..31)", resp.cpda)};
+  }
+  const bool hd = resp.dgst & kDgstHeader, dd = resp.dgst & kDgstData;
+  if ((resp.dgst & ~(kDgstHeader | kDgstData)) || hd != options_.header_digest ||
+      dd != options_.data_digest) {
+    return PduError{
+        Fes::kUnsupportedParameter, offsetof(IcRespPdu, dgst),
+        absl::StrFormat("ICResp digests: header %s, data %s; requested header %s, data %s",
+                        hd ? "on" : "off", dd ? "on" : "off",
+                        options_.header_digest ? "on" : "off", options_.data_digest ? "on" : "off")};
+  }
+  const uint32_t maxh2c = resp.maxh2cdata.get();
+  if (maxh2c < kMinMaxH2CData || maxh2c % 4 != 0) {
+    return PduError{Fes::kUnsupportedParameter, offsetof(IcRespPdu, maxh2cdata),
+                    absl::StrFormat("ICResp MAXH2CDATA %u: must be >= 4096 and a multiple of 4",
+                                    maxh2c)};
+  }
+  negotiated_ = Negotiated{hd, dd, PdaBytes(resp.cpda), maxh2c};
+  wire_ = WireFormat{hd, dd, negotiated_.cpda_bytes};
+  PduParserOptions popts = parser_.options();
+  popts.header_digest = hd;
+  popts.data_digest = dd;
+  parser_.Reconfigure(popts);
+  SetState(State::kConnecting);
+  const uint8_t cattr = options_.disable_sq_flow_control ? nvme::kConnectAttrDisableSqFlowControl : 0;
+  const nvme::Sqe connect = nvme::BuildConnect(options_.qid, options_.queue_size,
+                                               options_.qid == 0 ? options_.kato_ms : 0, cattr);
+  const int rc = SubmitInternal(connect, &connect_data_, sizeof(connect_data_), kConnectCookie, true);
+  NCHECK(rc >= 0) << "Connect submission failed: " << rc;
+  return std::nullopt;
+}
+
+std::optional<PduError> HostQueue::OnCapsuleResp(const CapsuleRespPdu& resp) {
+  const nvme::Cqe& cqe = resp.cqe;
+  const uint16_t cid = cqe.cid.get();
+  Slot* s = LookupCid(cid);
+  if (s == nullptr) {
+    return PduError{Fes::kInvalidHeaderField, offsetof(CapsuleRespPdu, cqe) + offsetof(nvme::Cqe, cid),
+                    absl::StrFormat("CapsuleResp for unknown or completed command ID 0x%04x", cid)};
+  }
+  const uint16_t sqhd = cqe.sq_head.get();
+  if (sqhd < options_.queue_size) sq_head_ = sqhd;  // 0xFFFF when flow control is disabled
+  --outstanding_;
+  if (outstanding_ == 0) sq_head_ = sq_tail_;
+  s->cqe = cqe;
+  s->response = true;
+  s->r2t_count = 0;  // a controller that completes early gets no more data
+  const nvme::CompletionStatus status{static_cast<uint16_t>(cqe.status.get() >> 1)};
+  if (status.ok() && s->dir == nvme::DataDirection::kControllerToHost && s->received != s->len &&
+      s->error == 0) {
+    NLOG(WARNING) << options_.name << ": " << NameOf(*s) << " CID " << cid
+                  << " completed with " << s->received << " of " << s->len << " data bytes";
+    s->error = -EIO;
+  }
+  const uint16_t index = static_cast<uint16_t>(s - slots_.data());
+  CompleteIfDone(index);
+  return std::nullopt;
+}
+
+std::optional<PduError> HostQueue::OnR2T(const R2TPdu& r2t) {
+  const uint16_t cid = r2t.cccid.get();
+  Slot* s = LookupCid(cid);
+  if (s == nullptr) {
+    return PduError{Fes::kInvalidHeaderField, offsetof(R2TPdu, cccid),
+                    absl::StrFormat("R2T for unknown or completed command ID 0x%04x", cid)};
+  }
+  if (s->dir != nvme::DataDirection::kHostToController || s->in_capsule) {
+    return PduError{Fes::kPduSequenceError, 0,
+                    absl::StrFormat("R2T for %s (CID 0x%04x), which has no data to send",
+                                    NameOf(*s), cid)};
+  }
+  const uint32_t r2to = r2t.r2to.get(), r2tl = r2t.r2tl.get();
+  if (r2tl == 0) {
+    return PduError{Fes::kInvalidHeaderField, offsetof(R2TPdu, r2tl), "R2T R2TL is 0"};
+  }
+  if (uint64_t{r2to} + r2tl > s->len) {
+    return PduError{Fes::kDataOutOfRange, offsetof(R2TPdu, r2to),
+                    absl::StrFormat("R2T R2TO %u + R2TL %u beyond the %u-byte write", r2to, r2tl,
+                                    s->len)};
+  }
+  if (r2to != s->r2t_next) {
+    return PduError{Fes::kPduSequenceError, offsetof(R2TPdu, r2to),
+                    absl::StrFormat("R2T R2TO %u, expected %u", r2to, s->r2t_next)};
+  }
+  if (s->r2t_count >= options_.maxr2t) {
+    return PduError{Fes::kR2TLimitExceeded, 0,
+                    absl::StrFormat("more than MAXR2T+1 = %u R2Ts outstanding for CID 0x%04x",
+                                    options_.maxr2t, cid)};
+  }
+  s->r2ts[(s->r2t_head + s->r2t_count) % kMaxR2t] = R2tRange{r2t.ttag.get(), r2to, r2tl};
+  ++s->r2t_count;
+  s->r2t_next += r2tl;
+  QueueNextH2C(static_cast<uint16_t>(s - slots_.data()));
+  return std::nullopt;
+}
+
+void HostQueue::CompleteIfDone(uint16_t index) {
+  Slot& s = slots_[index];
+  if (!s.busy || !s.response || s.sends > 0) return;
+  Finish(index);
+}
+
+void HostQueue::Finish(uint16_t index) {
+  Slot& s = slots_[index];
+  const uint64_t cookie = s.cookie;
+  const nvme::Cqe cqe = s.cqe;
+  const int error = s.error;
+  const bool internal = s.internal;
+  s.busy = false;
+  s.data = nullptr;
+  free_.push_back(index);
+  if (internal) {
+    if (state_ == State::kConnecting && error == 0) OnConnectDone(cqe);
+    return;
+  }
+  observer_->OnCommandDone(cookie, cqe, error);
+}
+
+void HostQueue::OnConnectDone(const nvme::Cqe& cqe) {
+  const nvme::CompletionStatus status{static_cast<uint16_t>(cqe.status.get() >> 1)};
+  if (!status.ok()) {
+    Fail(nvme::ToStatus(status, "Connect"));
+    return;
+  }
+  const nvme::ConnectResult result = nvme::ParseConnectResult(cqe);
+  if (result.authreq != 0) {
+    Fail(absl::UnimplementedError(
+        "the controller requires in-band authentication (DH-HMAC-CHAP), which nvmf-ublk does not "
+        "support yet"));
+    return;
+  }
+  cntlid_ = options_.qid == 0 ? result.cntlid : options_.cntlid;
+  SetState(State::kLive);
+  observer_->OnQueueLive(cntlid_);
+}
+
+void HostQueue::FailWithTermReq(const PduError& err) {
+  if (!peer_terminated_) {
+    // H2CTermReq (§3.6.2.3): FES, FEI and the offending PDU header, so the controller can log it.
+    const uint32_t term_len =
+        EncodeTermReq(term_, PduType::kH2CTermReq, err.fes, err.fei, parser_.offending_header());
+    if (send_count_ < send_ring_.size()) {
+      PushSend(SendEntry{term_, term_len, nullptr, 0, nullptr, 0, SendKind::kRaw});
+    }
+  }
+  Fail(absl::DataLossError(
+      peer_terminated_
+          ? err.message
+          : absl::StrFormat("protocol error from controller: %s (FES 0x%02x %s, field offset %u)",
+                            err.message, static_cast<int>(err.fes), tcp::ToString(err.fes),
+                            err.fei)));
+}
+
+void HostQueue::Fail(const absl::Status& status) {
+  if (state_ == State::kFailed && fail_notified_) return;
+  SetState(State::kFailed);
+  fail_notified_ = true;
+  NLOG(WARNING) << options_.name << ": queue failed: " << status;
+  observer_->OnQueueFailed(status);
+}
+
+void HostQueue::FailOutstanding(int error) {
+  // Drop pending sends except nothing: the connection is gone, so every byte is moot.
+  send_head_ = send_count_ = head_sent_ = 0;
+  for (uint16_t i = 0; i < slots_.size(); ++i) {
+    Slot& s = slots_[i];
+    if (!s.busy) continue;
+    s.sends = 0;
+    if (!s.response) {
+      s.response = true;
+      s.cqe = nvme::Cqe{};
+      s.cqe.cid.set(s.cid);
+      s.cqe.sq_id.set(options_.qid);
+      s.error = error;
+    }
+    Finish(i);
+  }
+  outstanding_ = 0;
+  sq_head_ = sq_tail_;
+}
+
+}  // namespace nvmf_ublk::tcp

@@ -1,0 +1,617 @@
+#include "tcp/host_queue.h"
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <numeric>
+#include <vector>
+
+#include "base/testing/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nvme/commands.h"
+#include "nvme/spec.h"
+#include "tcp/testing/fake_controller.h"
+
+namespace nvmf_ublk::tcp {
+namespace {
+
+using ::nvmf_ublk::testing::IsOk;
+using ::nvmf_ublk::testing::StatusIs;
+using ::testing::HasSubstr;
+using FakeController = ::nvmf_ublk::tcp::testing::FakeController;
+
+constexpr char kSubNqn[] = "nqn.2026-01.io.test:sub1";
+constexpr char kHostNqn[] = "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-0000-0000-000000000001";
+
+struct Done {
+  nvme::Cqe cqe;
+  int error;
+};
+
+class Observer : public HostQueueObserver {
+ public:
+  void OnQueueLive(uint16_t cntlid) override { live_cntlid = cntlid; }
+  void OnCommandDone(uint64_t cookie, const nvme::Cqe& cqe, int error) override {
+    EXPECT_EQ(done.count(cookie), 0u) << "cookie " << cookie << " completed twice";
+    done[cookie] = Done{cqe, error};
+  }
+  void OnQueueFailed(const absl::Status& status) override {
+    ++failures;
+    failure = status;
+  }
+  std::optional<uint16_t> live_cntlid;
+  std::map<uint64_t, Done> done;
+  int failures = 0;
+  absl::Status failure;
+};
+
+HostQueueOptions Opts(uint16_t qid = 0, uint16_t size = 32) {
+  HostQueueOptions o;
+  o.qid = qid;
+  o.queue_size = size;
+  o.kato_ms = qid == 0 ? 5000 : 0;
+  o.subnqn = kSubNqn;
+  o.hostnqn = kHostNqn;
+  for (int i = 0; i < 16; ++i) o.hostid[i] = static_cast<uint8_t>(0xA0 + i);
+  o.cntlid = qid == 0 ? nvme::kAdminCntlidDynamic : 7;
+  return o;
+}
+
+std::vector<uint8_t> Pattern(size_t n, uint8_t seed) {
+  std::vector<uint8_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>(seed + i * 31 + (i >> 8));
+  return v;
+}
+
+class HostQueueTest : public ::testing::Test {
+ protected:
+  // Brings a queue to live through ICReq/ICResp/Connect.
+  void Connect(HostQueue& q, uint32_t maxh2cdata = 65536, size_t chunk = SIZE_MAX) {
+    ASSERT_THAT(q.Start(), IsOk());
+    ctrl.Pump(q, chunk);
+    ASSERT_TRUE(ctrl.icreq.has_value());
+    ctrl.IcResp(maxh2cdata);
+    ctrl.Deliver(q, chunk);
+    ASSERT_EQ(q.state(), HostQueue::State::kConnecting);
+    ctrl.Pump(q, chunk);
+    ASSERT_EQ(ctrl.commands.size(), 1u);
+    ctrl.AcceptConnect(0x0042);
+    ctrl.Deliver(q, chunk);
+    ASSERT_TRUE(q.live()) << obs.failure;
+  }
+
+  FakeController ctrl;
+  Observer obs;
+};
+
+TEST_F(HostQueueTest, AdminConnectSequence) {
+  HostQueue q(Opts(), &obs);
+  EXPECT_EQ(q.state(), HostQueue::State::kIdle);
+  ASSERT_THAT(q.Start(), IsOk());
+  EXPECT_EQ(q.state(), HostQueue::State::kWaitIcResp);
+  ctrl.Pump(q);
+  ASSERT_TRUE(ctrl.icreq.has_value());
+  EXPECT_EQ(ctrl.icreq->pfv.get(), 0);
+  EXPECT_EQ(ctrl.icreq->hpda, 0);
+  EXPECT_EQ(ctrl.icreq->dgst, 0);
+  EXPECT_EQ(ctrl.icreq->maxr2t.get(), 3u);  // 4 R2Ts, 0-based
+  EXPECT_EQ(q.Submit(nvme::BuildKeepAlive(), nullptr, 0, 1), -ENOTCONN);
+
+  ctrl.IcResp();
+  ctrl.Deliver(q);
+  ctrl.Pump(q);
+  ASSERT_EQ(ctrl.commands.size(), 1u);
+  const auto& connect = ctrl.commands[0];
+  EXPECT_EQ(connect.sqe.opcode, nvme::kFabricsOpcode);
+  EXPECT_EQ(connect.sqe.dptr.sgl_id, nvme::kSglIdInCapsule);
+  EXPECT_EQ(connect.sqe.dptr.length.get(), 1024u);
+  const uint8_t* raw = reinterpret_cast<const uint8_t*>(&connect.sqe);
+  EXPECT_EQ(raw[4], 0x01);               // FCTYPE Connect
+  EXPECT_EQ(LoadLe16(raw + 42), 0);      // QID
+  EXPECT_EQ(LoadLe16(raw + 44), 31);     // SQSIZE 0-based
+  EXPECT_EQ(LoadLe32(raw + 48), 5000u);  // KATO
+  ASSERT_EQ(connect.data.size(), 1024u);
+  EXPECT_EQ(connect.data[0], 0xA0);                    // HOSTID
+  EXPECT_EQ(LoadLe16(connect.data.data() + 16), 0xFFFF);  // CNTLID
+  EXPECT_STREQ(reinterpret_cast<const char*>(connect.data.data() + 256), kSubNqn);
+  EXPECT_STREQ(reinterpret_cast<const char*>(connect.data.data() + 512), kHostNqn);
+
+  ctrl.AcceptConnect(0x0042);
+  ctrl.Deliver(q);
+  EXPECT_TRUE(q.live());
+  EXPECT_EQ(obs.live_cntlid, 0x0042);
+  EXPECT_EQ(q.cntlid(), 0x0042);
+  EXPECT_EQ(q.depth(), 31u);
+  EXPECT_TRUE(obs.done.empty());  // Connect is internal
+}
+
+TEST_F(HostQueueTest, IoQueueConnectCarriesAdminCntlidAndSqfcAttribute) {
+  HostQueueOptions o = Opts(2, 128);
+  o.disable_sq_flow_control = true;
+  HostQueue q(o, &obs);
+  Connect(q);
+  const uint8_t* raw = reinterpret_cast<const uint8_t*>(&ctrl.commands[0].sqe);
+  EXPECT_EQ(LoadLe16(raw + 42), 2);
+  EXPECT_EQ(LoadLe16(raw + 44), 127);
+  EXPECT_EQ(raw[46], nvme::kConnectAttrDisableSqFlowControl);
+  EXPECT_EQ(LoadLe32(raw + 48), 0u);
+  EXPECT_EQ(LoadLe16(ctrl.commands[0].data.data() + 16), 7);
+  EXPECT_EQ(q.cntlid(), 7);
+}
+
+TEST_F(HostQueueTest, ConnectWithDigestsAndCpdaByteAtATime) {
+  HostQueueOptions o = Opts(1);
+  o.header_digest = o.data_digest = true;
+  HostQueue q(o, &obs);
+  ctrl.Configure(true, true, /*cpda=*/7);
+  Connect(q, 65536, /*chunk=*/1);
+  EXPECT_EQ(ctrl.icreq->dgst, kDgstHeader | kDgstData);
+  EXPECT_EQ(ctrl.commands[0].flags, kFlagHdgst | kFlagDdgst);
+  EXPECT_EQ(ctrl.commands[0].pdo % 32, 0);  // CPDA 7 = 32-byte alignment
+  EXPECT_EQ(ctrl.bad_data_digests, 0);
+  EXPECT_TRUE(q.negotiated().header_digest);
+  EXPECT_EQ(q.negotiated().cpda_bytes, 32u);
+}
+
+TEST_F(HostQueueTest, InvalidNqnFailsStartWithoutSending) {
+  HostQueueOptions o = Opts();
+  o.subnqn = "not-an-nqn";
+  HostQueue q(o, &obs);
+  EXPECT_THAT(q.Start(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("nqn.")));
+  EXPECT_FALSE(q.HasPendingSend());
+}
+
+struct IcRespCase {
+  const char* name;
+  uint32_t maxh2cdata;
+  uint8_t dgst;
+  uint16_t pfv;
+  uint32_t fei;
+  const char* message;
+};
+
+class IcRespRejectTest : public HostQueueTest, public ::testing::WithParamInterface<IcRespCase> {};
+
+TEST_P(IcRespRejectTest, FailsWithTermReq) {
+  const IcRespCase& c = GetParam();
+  HostQueue q(Opts(), &obs);
+  ASSERT_THAT(q.Start(), IsOk());
+  ctrl.Pump(q);
+  ctrl.IcResp(c.maxh2cdata, c.dgst, c.pfv);
+  ctrl.Deliver(q);
+  EXPECT_EQ(q.state(), HostQueue::State::kFailed);
+  EXPECT_EQ(obs.failures, 1);
+  EXPECT_THAT(obs.failure, StatusIs(absl::StatusCode::kDataLoss, HasSubstr(c.message)));
+  ctrl.Pump(q);
+  ASSERT_TRUE(ctrl.termreq.has_value());
+  EXPECT_EQ(ctrl.termreq->fes.get(), static_cast<uint16_t>(Fes::kUnsupportedParameter));
+  EXPECT_EQ(ctrl.termreq->fei.get(), c.fei);
+  ASSERT_GE(ctrl.termreq_data.size(), 16u);
+  EXPECT_EQ(ctrl.termreq_data[0], static_cast<uint8_t>(PduType::kIcResp));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, IcRespRejectTest,
+    ::testing::Values(IcRespCase{"maxh2cdata_small", 1024, 0, 0, 12, "MAXH2CDATA 1024"},
+                      IcRespCase{"maxh2cdata_unaligned", 4098, 0, 0, 12, "MAXH2CDATA 4098"},
+                      IcRespCase{"digest_not_requested", 65536, kDgstData, 0, 11,
+                                 "data on; requested header off, data off"},
+                      IcRespCase{"pfv", 65536, 0, 1, 8, "PFV 1"}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST_F(HostQueueTest, ConnectRejectedIsAClearErrorWithoutTermReq) {
+  HostQueue q(Opts(), &obs);
+  ASSERT_THAT(q.Start(), IsOk());
+  ctrl.Pump(q);
+  ctrl.IcResp();
+  ctrl.Deliver(q);
+  ctrl.Pump(q);
+  ctrl.Resp(ctrl.commands[0].sqe.cid.get(),
+            nvme::MakeStatus(nvme::kSctCommandSpecific, nvme::kScConnectInvalidHost, true));
+  ctrl.Deliver(q);
+  EXPECT_EQ(q.state(), HostQueue::State::kFailed);
+  EXPECT_THAT(obs.failure,
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("Connect: Connect Invalid Host")));
+  ctrl.Pump(q);
+  EXPECT_FALSE(ctrl.termreq.has_value());
+}
+
+TEST_F(HostQueueTest, AuthenticationRequiredIsUnimplemented) {
+  HostQueue q(Opts(), &obs);
+  ASSERT_THAT(q.Start(), IsOk());
+  ctrl.Pump(q);
+  ctrl.IcResp();
+  ctrl.Deliver(q);
+  ctrl.Pump(q);
+  ctrl.Resp(ctrl.commands[0].sqe.cid.get(), 0, 0x00010001);
+  ctrl.Deliver(q);
+  EXPECT_THAT(obs.failure, StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("DH-HMAC-CHAP")));
+}
+
+TEST_F(HostQueueTest, ReadWithSeveralC2HDataThenResponse) {
+  HostQueue q(Opts(1), &obs);
+  Connect(q);
+  std::vector<uint8_t> buf(8192, 0xCC);
+  const int cid = q.Submit(nvme::BuildRead(1, 100, 16), buf.data(), 8192, 77);
+  ASSERT_GE(cid, 0);
+  ctrl.Pump(q);
+  const auto& cmd = ctrl.commands.back();
+  EXPECT_EQ(cmd.sqe.dptr.sgl_id, nvme::kSglIdTransport);
+  EXPECT_EQ(cmd.sqe.dptr.length.get(), 8192u);
+  EXPECT_EQ(cmd.sqe.cid.get(), cid);
+  const auto data = Pattern(8192, 3);
+  ctrl.C2H(cid, 0, {data.data(), 3000});
+  ctrl.C2H(cid, 3000, {data.data() + 3000, 5192}, kFlagLastPdu);
+  ctrl.Resp(cid, 0, 0, 1);
+  ctrl.Deliver(q, 7);
+  ASSERT_EQ(obs.done.count(77), 1u);
+  EXPECT_EQ(obs.done[77].error, 0);
+  EXPECT_EQ(buf, data);
+  EXPECT_EQ(q.outstanding(), 0u);
+}
+
+TEST_F(HostQueueTest, SuccessFlagCompletesWithoutResponse) {
+  HostQueueOptions o = Opts(1);
+  o.disable_sq_flow_control = true;
+  HostQueue q(o, &obs);
+  Connect(q);
+  std::vector<uint8_t> buf(512);
+  const int cid = q.Submit(nvme::BuildRead(1, 0, 1), buf.data(), 512, 5);
+  ctrl.Pump(q);
+  const auto data = Pattern(512, 9);
+  ctrl.C2H(cid, 0, data, kFlagLastPdu | kFlagSuccess);
+  ctrl.Deliver(q);
+  ASSERT_EQ(obs.done.count(5), 1u);
+  EXPECT_EQ(obs.done[5].error, 0);
+  EXPECT_EQ(obs.done[5].cqe.cid.get(), cid);
+  EXPECT_EQ(obs.done[5].cqe.status.get(), 0);
+  EXPECT_EQ(buf, data);
+  // A CapsuleResp for the same command afterwards is a stale completion.
+  ctrl.Resp(cid);
+  ctrl.Deliver(q);
+  EXPECT_EQ(q.state(), HostQueue::State::kFailed);
+  ctrl.Pump(q);
+  ASSERT_TRUE(ctrl.termreq.has_value());
+  EXPECT_EQ(ctrl.termreq->fes.get(), 1);
+  EXPECT_EQ(ctrl.termreq->fei.get(), 20u);  // CapsuleResp CQE CID offset
+}
+
+TEST_F(HostQueueTest, ShortReadIsAnError) {
+  HostQueue q(Opts(1), &obs);
+  Connect(q);
+  std::vector<uint8_t> buf(4096);
+  const int cid = q.Submit(nvme::BuildRead(1, 0, 8), buf.data(), 4096, 1);
+  ctrl.Pump(q);
+  ctrl.C2H(cid, 0, Pattern(1024, 1));
+  ctrl.Resp(cid);
+  ctrl.Deliver(q);
+  ASSERT_EQ(obs.done.count(1), 1u);
+  EXPECT_EQ(obs.done[1].error, -EIO);
+  EXPECT_TRUE(q.live());
+}
+
+TEST_F(HostQueueTest, DataDigestErrorFailsTheCommandNotTheQueue) {
+  HostQueueOptions o = Opts(1);
+  o.data_digest = true;
+  HostQueue q(o, &obs);
+  ctrl.Configure(false, true, 0);
+  Connect(q);
+  std::vector<uint8_t> buf(1024);
+  const int cid = q.Submit(nvme::BuildRead(1, 0, 2), buf.data(), 1024, 1);
+  ctrl.Pump(q);
+  // C2HData whose payload is corrupted after the data digest was computed, then the response.
+  const auto data = Pattern(1024, 4);
+  std::vector<uint8_t> raw;
+  const WireFormat wf{false, true, 4};
+  uint8_t h[kMaxHeaderBytes];
+  AppendPdu(&raw, h, EncodeDataPdu(h, PduType::kC2HData, kFlagLastPdu, cid, 0, 0, 1024, wf), data,
+            wf);
+  raw[100] ^= 0x40;
+  nvme::Cqe cqe{};
+  cqe.cid.set(cid);
+  AppendPdu(&raw, h, EncodeCapsuleResp(h, cqe, wf), {}, wf);
+  q.Feed(raw.data(), raw.size());
+  ASSERT_EQ(obs.done.count(1), 1u);
+  EXPECT_EQ(obs.done[1].error, -EBADMSG);
+  EXPECT_TRUE(q.live());
+  // The next read on the same queue succeeds.
+  const int cid2 = q.Submit(nvme::BuildRead(1, 0, 2), buf.data(), 1024, 2);
+  ASSERT_GE(cid2, 0);
+  EXPECT_NE(cid2, cid);
+}
+
+TEST_F(HostQueueTest, InCapsuleWrite) {
+  HostQueueOptions o = Opts(1);
+  o.in_capsule_data = 8192;
+  o.data_digest = true;
+  HostQueue q(o, &obs);
+  ctrl.Configure(false, true, 3);
+  Connect(q);
+  auto data = Pattern(8192, 8);
+  const int cid = q.Submit(nvme::BuildWrite(1, 0, 16, true), data.data(), 8192, 9);
+  ASSERT_GE(cid, 0);
+  ctrl.Pump(q);
+  const auto& cmd = ctrl.commands.back();
+  EXPECT_EQ(cmd.sqe.dptr.sgl_id, nvme::kSglIdInCapsule);
+  EXPECT_EQ(cmd.sqe.dptr.address.get(), 0u);
+  EXPECT_EQ(cmd.data, data);
+  EXPECT_EQ(cmd.pdo % 16, 0);
+  EXPECT_EQ(ctrl.bad_data_digests, 0);
+  EXPECT_EQ(cmd.sqe.cdw12.get() & nvme::kRwFua, nvme::kRwFua);
+  ctrl.Resp(cid);
+  ctrl.Deliver(q);
+  EXPECT_EQ(obs.done[9].error, 0);
+}
+
+TEST_F(HostQueueTest, R2TWriteWithSeveralR2TsSplitAtMaxH2CData) {
+  HostQueueOptions o = Opts(1);
+  o.in_capsule_data = 0;
+  o.maxr2t = 2;
+  o.header_digest = o.data_digest = true;
+  HostQueue q(o, &obs);
+  ctrl.Configure(true, true, /*cpda=*/3);
+  Connect(q, /*maxh2cdata=*/4096);
+  auto data = Pattern(20480, 2);
+  const int cid = q.Submit(nvme::BuildWrite(1, 0, 40, false), data.data(), 20480, 11);
+  ASSERT_GE(cid, 0);
+  ctrl.Pump(q);
+  EXPECT_EQ(ctrl.commands.back().sqe.dptr.sgl_id, nvme::kSglIdTransport);
+  EXPECT_TRUE(ctrl.commands.back().data.empty());
+  // Two R2Ts outstanding at once (MAXR2T 1 = two), then the third after the first is served.
+  ctrl.R2T(cid, 0x10, 0, 8192);
+  ctrl.R2T(cid, 0x11, 8192, 6000);
+  ctrl.Deliver(q);
+  ctrl.Pump(q, 5);
+  ctrl.R2T(cid, 0x12, 14192, 6288);
+  ctrl.Deliver(q);
+  ctrl.Pump(q);
+  ASSERT_EQ(ctrl.h2c.size(), 2u + 2u + 2u);
+  std::vector<uint8_t> got(20480, 0);
+  std::vector<uint32_t> lasts;
+  for (const auto& h : ctrl.h2c) {
+    EXPECT_EQ(h.hdr.cccid.get(), cid);
+    EXPECT_LE(h.hdr.datal.get(), 4096u);
+    EXPECT_EQ(h.pdo % 16, 0);
+    std::memcpy(got.data() + h.hdr.datao.get(), h.data.data(), h.data.size());
+    if (h.hdr.ch.flags & kFlagLastPdu) lasts.push_back(h.hdr.datao.get() + h.hdr.datal.get());
+  }
+  EXPECT_EQ(got, data);
+  EXPECT_EQ(lasts, (std::vector<uint32_t>{8192, 14192, 20480}));
+  EXPECT_EQ(ctrl.h2c[0].hdr.ttag.get(), 0x10);
+  EXPECT_EQ(ctrl.h2c[2].hdr.ttag.get(), 0x11);
+  EXPECT_EQ(ctrl.h2c[5].hdr.ttag.get(), 0x12);
+  EXPECT_EQ(ctrl.bad_data_digests, 0);
+  ctrl.Resp(cid);
+  ctrl.Deliver(q);
+  EXPECT_EQ(obs.done[11].error, 0);
+}
+
+struct BadR2T {
+  const char* name;
+  bool read;  // target a read command instead of a write
+  uint32_t offset, len;
+  int extra;  // extra R2Ts beyond the first
+  Fes fes;
+  const char* message;
+};
+
+class R2TRejectTest : public HostQueueTest, public ::testing::WithParamInterface<BadR2T> {};
+
+TEST_P(R2TRejectTest, FailsTheQueue) {
+  const BadR2T& c = GetParam();
+  HostQueueOptions o = Opts(1);
+  o.in_capsule_data = 0;
+  o.maxr2t = 1;
+  HostQueue q(o, &obs);
+  Connect(q, /*maxh2cdata=*/4096);
+  std::vector<uint8_t> buf(16384);
+  const int cid = q.Submit(c.read ? nvme::BuildRead(1, 0, 32) : nvme::BuildWrite(1, 0, 32, false),
+                           buf.data(), 16384, 1);
+  ctrl.Pump(q);
+  // An R2T counts against MAXR2T until all its data is queued; with MAXH2CDATA 4096 an 8 KiB R2T
+  // stays pending while its first H2CData PDU is unsent.
+  if (c.extra) ctrl.R2T(cid, 1, 0, 8192);
+  ctrl.R2T(cid, 2, c.offset, c.len);
+  ctrl.Deliver(q);
+  EXPECT_EQ(q.state(), HostQueue::State::kFailed);
+  EXPECT_THAT(obs.failure.message(), HasSubstr(c.message));
+  ctrl.Pump(q);
+  ASSERT_TRUE(ctrl.termreq.has_value());
+  EXPECT_EQ(ctrl.termreq->fes.get(), static_cast<uint16_t>(c.fes));
+  // Outstanding commands complete exactly once when the transport tears down.
+  EXPECT_TRUE(obs.done.empty());
+  q.FailOutstanding(-ECONNABORTED);
+  ASSERT_EQ(obs.done.count(1), 1u);
+  EXPECT_EQ(obs.done[1].error, -ECONNABORTED);
+  q.FailOutstanding(-ECONNABORTED);
+  EXPECT_EQ(obs.done.size(), 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, R2TRejectTest,
+    ::testing::Values(
+        BadR2T{"read", true, 0, 4096, 0, Fes::kPduSequenceError, "no data to send"},
+        BadR2T{"beyond", false, 4096, 16384, 0, Fes::kDataOutOfRange, "beyond the 16384-byte"},
+        BadR2T{"gap", false, 4096, 1024, 0, Fes::kPduSequenceError, "expected 0"},
+        BadR2T{"zero", false, 0, 0, 0, Fes::kInvalidHeaderField, "R2TL is 0"},
+        BadR2T{"limit", false, 8192, 4096, 1, Fes::kR2TLimitExceeded, "MAXR2T"}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST_F(HostQueueTest, ProtocolViolationsOnData) {
+  struct Case {
+    const char* name;
+    std::function<void(FakeController&, int cid)> send;
+    Fes fes;
+    uint32_t fei;
+  };
+  const std::vector<Case> cases = {
+      {"unknown cid", [](FakeController& c, int cid) { c.C2H(cid ^ 0x8000, 0, Pattern(8, 1)); },
+       Fes::kInvalidHeaderField, 8},
+      {"out of order",
+       [](FakeController& c, int cid) { c.C2H(cid, 512, Pattern(8, 1)); },
+       Fes::kPduSequenceError, 12},
+      {"out of range",
+       [](FakeController& c, int cid) { c.C2H(cid, 4000, Pattern(200, 1)); },
+       Fes::kDataOutOfRange, 12},
+      {"success short",
+       [](FakeController& c, int cid) {
+         c.C2H(cid, 0, Pattern(8, 1), kFlagLastPdu | kFlagSuccess);
+       },
+       Fes::kDataOutOfRange, 16},
+      {"icresp twice", [](FakeController& c, int) { c.IcResp(); }, Fes::kPduSequenceError, 0},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    FakeController fc;
+    Observer ob;
+    HostQueue q(Opts(1), &ob);
+    ASSERT_THAT(q.Start(), IsOk());
+    fc.Pump(q);
+    fc.IcResp();
+    fc.Deliver(q);
+    fc.Pump(q);
+    fc.AcceptConnect(1);
+    fc.Deliver(q);
+    ASSERT_TRUE(q.live());
+    std::vector<uint8_t> buf(4096);
+    const int cid = q.Submit(nvme::BuildRead(1, 0, 8), buf.data(), 4096, 1);
+    fc.Pump(q);
+    c.send(fc, cid);
+    fc.Deliver(q);
+    EXPECT_EQ(q.state(), HostQueue::State::kFailed);
+    EXPECT_EQ(ob.failures, 1);
+    fc.Pump(q);
+    ASSERT_TRUE(fc.termreq.has_value());
+    EXPECT_EQ(fc.termreq->fes.get(), static_cast<uint16_t>(c.fes));
+    EXPECT_EQ(fc.termreq->fei.get(), c.fei);
+    EXPECT_TRUE(ob.done.empty());
+  }
+}
+
+TEST_F(HostQueueTest, ControllerTermReqFailsWithoutAnswering) {
+  HostQueue q(Opts(1), &obs);
+  Connect(q);
+  ctrl.TermReq(Fes::kHeaderDigestError, 0);
+  ctrl.Deliver(q);
+  EXPECT_EQ(q.state(), HostQueue::State::kFailed);
+  EXPECT_THAT(obs.failure.message(), HasSubstr("C2HTermReq"));
+  EXPECT_THAT(obs.failure.message(), HasSubstr("Header Digest Error"));
+  ctrl.Pump(q);
+  EXPECT_FALSE(ctrl.termreq.has_value());
+}
+
+TEST_F(HostQueueTest, CompletionWaitsUntilItsBytesAreSent) {
+  HostQueue q(Opts(1), &obs);
+  Connect(q);
+  auto data = Pattern(4096, 1);
+  const int cid = q.Submit(nvme::BuildWrite(1, 0, 8, false), data.data(), 4096, 3);
+  // The controller sees the bytes, but the transport has not reported the send yet.
+  ctrl.Pump(q, SIZE_MAX, /*ack=*/false);
+  ctrl.Resp(cid);
+  ctrl.Deliver(q);
+  EXPECT_TRUE(obs.done.empty());
+  EXPECT_EQ(q.outstanding(), 0u);
+  EXPECT_EQ(q.PendingSendBytes(), 72u + 4096u);
+  q.SendComplete(100);
+  EXPECT_TRUE(obs.done.empty());
+  q.SendComplete(72 + 4096 - 100);
+  ASSERT_EQ(obs.done.count(3), 1u);
+  EXPECT_EQ(obs.done[3].error, 0);
+}
+
+TEST_F(HostQueueTest, FlowControlAndGenerations) {
+  HostQueue q(Opts(1, 4), &obs);  // 4 SQ entries -> 3 commands
+  Connect(q);
+  // Connect used SQ slot 0 and the controller reported SQHD 0xFFFF; head resynced at idle.
+  std::vector<int> cids;
+  for (int i = 0; i < 3; ++i) {
+    cids.push_back(q.Submit(nvme::BuildFlush(1), nullptr, 0, 100 + i));
+    ASSERT_GE(cids.back(), 0);
+  }
+  EXPECT_EQ(q.Submit(nvme::BuildFlush(1), nullptr, 0, 200), -EAGAIN);
+  ctrl.Pump(q);
+  // Complete one but report (SQHD 1) that the controller consumed none of the three entries: a slot
+  // is free but the SQ is still full.
+  ctrl.Resp(cids[0], 0, 0, /*sqhd=*/1);
+  ctrl.Deliver(q);
+  EXPECT_FALSE(q.CanSubmit());
+  EXPECT_EQ(q.Submit(nvme::BuildFlush(1), nullptr, 0, 200), -EAGAIN);
+  ctrl.Resp(cids[1], 0, 0, /*sqhd=*/3);
+  ctrl.Deliver(q);
+  // Tail is at 0 (1 + 3 mod 4); head 3: one entry in use, two free.
+  const int c4 = q.Submit(nvme::BuildFlush(1), nullptr, 0, 103);
+  ASSERT_GE(c4, 0);
+  const int c5 = q.Submit(nvme::BuildFlush(1), nullptr, 0, 104);
+  ASSERT_GE(c5, 0);
+  EXPECT_EQ(q.Submit(nvme::BuildFlush(1), nullptr, 0, 105), -EAGAIN);
+  // Slot reuse gives a new generation: the old CID of a reused slot is now stale.
+  EXPECT_NE(c4, cids[0]);
+  EXPECT_NE(c4, cids[1]);
+  ctrl.Pump(q);
+  ctrl.Resp(cids[0]);  // stale
+  ctrl.Deliver(q);
+  EXPECT_EQ(q.state(), HostQueue::State::kFailed);
+  q.FailOutstanding(-ECONNABORTED);
+  EXPECT_EQ(obs.done.size(), 5u);
+  EXPECT_EQ(obs.done[102].error, -ECONNABORTED);
+  EXPECT_EQ(obs.done[103].error, -ECONNABORTED);
+  EXPECT_EQ(obs.done[100].error, 0);
+}
+
+TEST_F(HostQueueTest, SubmitArgumentChecks) {
+  HostQueue q(Opts(1), &obs);
+  Connect(q);
+  uint8_t b[512];
+  EXPECT_EQ(q.Submit(nvme::BuildFlush(1), b, 512, 1), -EINVAL);
+  EXPECT_EQ(q.Submit(nvme::BuildRead(1, 0, 1), nullptr, 0, 1), -EINVAL);
+  EXPECT_EQ(q.Submit(nvme::BuildRead(1, 0, 1), nullptr, 512, 1), -EINVAL);
+}
+
+TEST_F(HostQueueTest, NvmeErrorStatusIsDelivered) {
+  HostQueue q(Opts(1), &obs);
+  Connect(q);
+  std::vector<uint8_t> buf(512);
+  const int cid = q.Submit(nvme::BuildRead(1, 1ull << 40, 1), buf.data(), 512, 1);
+  ctrl.Pump(q);
+  ctrl.Resp(cid, nvme::MakeStatus(0, nvme::kScLbaOutOfRange, true));
+  ctrl.Deliver(q);
+  ASSERT_EQ(obs.done.count(1), 1u);
+  EXPECT_EQ(obs.done[1].error, 0);  // a controller status, not a transport error
+  EXPECT_EQ(obs.done[1].cqe.status.get() >> 1, nvme::MakeStatus(0, nvme::kScLbaOutOfRange, true));
+  EXPECT_TRUE(q.live());
+}
+
+TEST_F(HostQueueTest, ObserverMaySubmitFromCompletion) {
+  class Resubmit : public Observer {
+   public:
+    HostQueue* q = nullptr;
+    int more = 3;
+    void OnCommandDone(uint64_t cookie, const nvme::Cqe& cqe, int error) override {
+      Observer::OnCommandDone(cookie, cqe, error);
+      if (more-- > 0) {
+        EXPECT_GE(q->Submit(nvme::BuildFlush(1), nullptr, 0, cookie + 1), 0);
+      }
+    }
+  } ob;
+  HostQueue q(Opts(1, 2), &ob);  // depth 1: each resubmission reuses the slot just freed
+  ob.q = &q;
+  ASSERT_THAT(q.Start(), IsOk());
+  ctrl.Pump(q);
+  ctrl.IcResp();
+  ctrl.Deliver(q);
+  ctrl.Pump(q);
+  ctrl.AcceptConnect(1);
+  ctrl.Deliver(q);
+  ASSERT_GE(q.Submit(nvme::BuildFlush(1), nullptr, 0, 1), 0);
+  for (int i = 0; i < 4; ++i) {
+    ctrl.Pump(q);
+    ctrl.Resp(ctrl.commands.back().sqe.cid.get());
+    ctrl.Deliver(q);
+  }
+  EXPECT_EQ(ob.done.size(), 4u);
+  EXPECT_TRUE(q.live());
+}
+
+}  // namespace
+}  // namespace nvmf_ublk::tcp
