@@ -1,0 +1,86 @@
+# Guest (QEMU, real kernel) tests for ctest. Included by tests/guest/CMakeLists.txt; a CMakeLists
+# elsewhere that registers guest tests includes it too (include guard):
+#   include(${PROJECT_SOURCE_DIR}/tests/guest/GuestTest.cmake)
+#
+# Every guest test: label `guest`; needs fixture `nvmf_ublk_guest` (the test guest_prepare fetches
+# the kernel and builds the initramfs once, so that time is not charged to the first test); holds
+# RESOURCE_LOCK nvmf_ublk_guest (one VM at a time: TCG wants both cores, and tests with timeouts
+# must not compete); SKIP_RETURN_CODE 77 (no QEMU / no kernel package on this machine: reported
+# as skipped, with the runner's one-line reason in the test log, never as a silent pass).
+include_guard(GLOBAL)
+
+set(NVMF_UBLK_GUEST_DIR ${CMAKE_CURRENT_LIST_DIR})
+set(NVMF_UBLK_RUN_GUEST ${CMAKE_CURRENT_LIST_DIR}/run-guest)
+
+# nvmf_ublk_guest_test(NAME <name>
+#                      SCRIPT <t_x.sh>... | COMMAND <cmd> [<arg>...]
+#                      [TIMEOUT <s>] [ENV <VAR=VALUE>...] [HOSTFWD <hostport:guestport>...]
+#                      [MEM <size>] [CPUS <n>] [LABELS <label>...])
+# One ctest entry = one guest boot (~5-7 s).
+#   SCRIPT   guest test scripts (relative to the calling CMakeLists' folder), run in that one boot by
+#            tests/guest/suite: per-test PASS/FAIL/SKIP lines, a reset between scripts.
+#   COMMAND  instead: a command run directly in the guest, e.g. a gtest binary that needs the real
+#            kernel: COMMAND $<TARGET_FILE:ublk_ctrl_guest_test> --gtest_brief=1.
+#   TIMEOUT  ctest's limit (default 600); the guest itself is stopped a little earlier, so a hang
+#            ends with the runner's rc 124 and the kernel console tail in the log.
+# In the guest: cwd = this build folder; NVMF_UBLK_BUILD_DIR / NVMF_UBLK_SOURCE_DIR = the build and
+# source trees (same paths as here); NVMF_UBLK_GUEST_OUT = <build>/tests/guest/out/<name>, shared
+# read-write, where the suite leaves <test>.log and tests leave artefacts.
+function(nvmf_ublk_guest_test)
+  cmake_parse_arguments(ARG "" "NAME;TIMEOUT;MEM;CPUS" "SCRIPT;COMMAND;ENV;HOSTFWD;LABELS" ${ARGN})
+  if(NOT ARG_NAME)
+    message(FATAL_ERROR "nvmf_ublk_guest_test: NAME is required")
+  endif()
+  if((ARG_SCRIPT AND ARG_COMMAND) OR (NOT ARG_SCRIPT AND NOT ARG_COMMAND))
+    message(FATAL_ERROR "nvmf_ublk_guest_test(${ARG_NAME}): give either SCRIPT or COMMAND")
+  endif()
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 600)
+  endif()
+  if(NOT ARG_CPUS)
+    set(ARG_CPUS 2)
+  endif()
+  # Leave ctest's own kill for a runner that is stuck itself.
+  if(ARG_TIMEOUT GREATER 60)
+    math(EXPR guest_timeout "${ARG_TIMEOUT} - 15")
+  else()
+    math(EXPR guest_timeout "${ARG_TIMEOUT} - 5")
+  endif()
+
+  set(out ${PROJECT_BINARY_DIR}/tests/guest/out/${ARG_NAME})
+  set(args --timeout ${guest_timeout} --cpus ${ARG_CPUS} --rw ${out}
+      --env NVMF_UBLK_BUILD_DIR=${PROJECT_BINARY_DIR}
+      --env NVMF_UBLK_SOURCE_DIR=${PROJECT_SOURCE_DIR}
+      --env NVMF_UBLK_GUEST_OUT=${out})
+  if(ARG_MEM)
+    list(APPEND args --mem ${ARG_MEM})
+  endif()
+  foreach(kv IN LISTS ARG_ENV)
+    list(APPEND args --env ${kv})
+  endforeach()
+  foreach(fwd IN LISTS ARG_HOSTFWD)
+    list(APPEND args --hostfwd ${fwd})
+  endforeach()
+
+  if(ARG_SCRIPT)
+    set(scripts)
+    foreach(s IN LISTS ARG_SCRIPT)
+      get_filename_component(s ${s} ABSOLUTE BASE_DIR ${CMAKE_CURRENT_SOURCE_DIR})
+      if(NOT EXISTS ${s})
+        message(FATAL_ERROR "nvmf_ublk_guest_test(${ARG_NAME}): no script ${s}")
+      endif()
+      list(APPEND scripts ${s})
+    endforeach()
+    add_test(NAME ${ARG_NAME}
+             COMMAND ${NVMF_UBLK_RUN_GUEST} ${args} -s ${NVMF_UBLK_GUEST_DIR}/suite ${scripts})
+  else()
+    add_test(NAME ${ARG_NAME} COMMAND ${NVMF_UBLK_RUN_GUEST} ${args} -- ${ARG_COMMAND})
+  endif()
+  set_tests_properties(${ARG_NAME} PROPERTIES
+    LABELS "guest;${ARG_LABELS}"
+    TIMEOUT ${ARG_TIMEOUT}
+    SKIP_RETURN_CODE 77
+    FIXTURES_REQUIRED nvmf_ublk_guest
+    RESOURCE_LOCK nvmf_ublk_guest
+    PROCESSORS ${ARG_CPUS})
+endfunction()
