@@ -56,19 +56,27 @@ constexpr LogLevel INFO = LogLevel::kInfo;
 constexpr LogLevel WARNING = LogLevel::kWarning;
 constexpr LogLevel ERROR = LogLevel::kError;
 constexpr LogLevel FATAL = LogLevel::kFatal;
+// Turns "stream << a << b" into a void expression so NLOG can sit in a ?: (safe inside if/else).
+struct Voidify {
+  void operator&(std::ostream&) {}
+};
 }  // namespace log_internal
 
 }  // namespace nvmf_ublk
 
-#define NLOG(severity)                                                            \
-  if (!::nvmf_ublk::LogEnabled(::nvmf_ublk::log_internal::severity)) {           \
-  } else                                                                          \
-    ::nvmf_ublk::LogMessage(::nvmf_ublk::log_internal::severity, __FILE__, __LINE__).stream()
+#define NLOG(severity)                                                                   \
+  !::nvmf_ublk::LogEnabled(::nvmf_ublk::log_internal::severity)                          \
+      ? (void)0                                                                          \
+      : ::nvmf_ublk::log_internal::Voidify() &                                           \
+            ::nvmf_ublk::LogMessage(::nvmf_ublk::log_internal::severity, __FILE__, __LINE__) \
+                .stream()
 
 // Checks an invariant whose failure means a bug in this program (never bad input): logs and aborts.
-#define NCHECK(cond) \
-  if (cond) {        \
-  } else             \
-    NLOG(FATAL) << "check failed: " #cond " "
+#define NCHECK(cond)                                                                        \
+  (cond) ? (void)0                                                                          \
+         : ::nvmf_ublk::log_internal::Voidify() &                                           \
+               ::nvmf_ublk::LogMessage(::nvmf_ublk::LogLevel::kFatal, __FILE__, __LINE__)   \
+                       .stream()                                                            \
+                   << "check failed: " #cond " "
 
 #endif  // NVMF_UBLK_BASE_LOG_H_

@@ -1,0 +1,188 @@
+// TcpConnection against small scripted peers on loopback: failure paths and the error funnel.
+// (The full data path is tested against tools/nvmf-target in the integration suite.)
+#include "io/tcp_connection.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/testing/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tcp/pdu_codec.h"
+
+namespace nvmf_ublk::io {
+namespace {
+
+using ::nvmf_ublk::testing::IsOk;
+using ::nvmf_ublk::testing::StatusIs;
+using ::testing::HasSubstr;
+
+class Observer : public ConnectionObserver {
+ public:
+  void OnConnectionLive(TcpConnection*) override { ++live; }
+  void OnCommandDone(TcpConnection*, uint64_t, const nvme::Cqe&, int) override { ++done; }
+  void OnConnectionClosed(TcpConnection*, const absl::Status& why) override {
+    ++closed;
+    reason = why;
+  }
+  int live = 0, done = 0, closed = 0;
+  absl::Status reason;
+};
+
+// A listening socket on 127.0.0.1 with an ephemeral port.
+struct Listener {
+  UniqueFd fd;
+  uint16_t port = 0;
+  Listener() {
+    fd.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    EXPECT_EQ(::listen(fd.get(), 4), 0);
+    socklen_t len = sizeof(a);
+    getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+  }
+};
+
+ConnectionOptions Opts(uint16_t port, int64_t timeout_ns = 2'000'000'000) {
+  ConnectionOptions o;
+  o.target = *ResolveAddress("127.0.0.1", std::to_string(port));
+  o.connect_timeout_ns = timeout_ns;
+  o.queue.subnqn = "nqn.2026-01.io.test:sub";
+  o.queue.hostnqn = "nqn.2026-01.io.test:host";
+  o.queue.name = "test-q0";
+  return o;
+}
+
+void RunUntilClosed(Reactor& r, Observer& obs, int64_t limit_ns = 5'000'000'000) {
+  const int64_t start = MonotonicNanos();
+  while (obs.closed == 0 && MonotonicNanos() - start < limit_ns) r.RunOnce(50'000'000);
+}
+
+TEST(TcpConnection, RefusedPortIsAClearUnavailableError) {
+  uint16_t port;
+  {
+    Listener l;  // bound then closed: nothing listens on this port now
+    port = l.port;
+  }
+  Reactor r({64, "t"});
+  ASSERT_THAT(r.Init(), IsOk());
+  Observer obs;
+  TcpConnection c(&r, Opts(port), &obs);
+  c.Start();
+  RunUntilClosed(r, obs);
+  EXPECT_EQ(obs.closed, 1);
+  EXPECT_EQ(obs.live, 0);
+  EXPECT_THAT(obs.reason, StatusIs(absl::StatusCode::kUnavailable,
+                                   HasSubstr("connect to 127.0.0.1:" + std::to_string(port) +
+                                             ": Connection refused")));
+  EXPECT_EQ(c.state(), TcpConnection::State::kClosed);
+}
+
+TEST(TcpConnection, SilentTargetTimesOutDuringHandshake) {
+  Listener l;  // accepts at the TCP level (backlog) but never answers the ICReq
+  Reactor r({64, "t"});
+  ASSERT_THAT(r.Init(), IsOk());
+  Observer obs;
+  TcpConnection c(&r, Opts(l.port, 300'000'000), &obs);
+  const int64_t start = MonotonicNanos();
+  c.Start();
+  RunUntilClosed(r, obs);
+  EXPECT_EQ(obs.closed, 1);
+  EXPECT_THAT(obs.reason, StatusIs(absl::StatusCode::kDeadlineExceeded,
+                                   HasSubstr("NVMe/TCP handshake to 127.0.0.1")));
+  EXPECT_LT(MonotonicNanos() - start, 2'000'000'000);
+}
+
+TEST(TcpConnection, TargetClosingDuringIcReq) {
+  Listener l;
+  std::thread peer([&] {
+    int fd = ::accept(l.fd.get(), nullptr, nullptr);
+    uint8_t buf[128];
+    size_t got = 0;
+    while (got < sizeof(buf)) {
+      ssize_t n = ::recv(fd, buf + got, sizeof(buf) - got, 0);
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+    EXPECT_EQ(got, 128u);
+    EXPECT_EQ(buf[0], 0x00);  // ICReq
+    ::close(fd);
+  });
+  Reactor r({64, "t"});
+  ASSERT_THAT(r.Init(), IsOk());
+  Observer obs;
+  TcpConnection c(&r, Opts(l.port), &obs);
+  c.Start();
+  RunUntilClosed(r, obs);
+  peer.join();
+  EXPECT_EQ(obs.closed, 1);
+  EXPECT_THAT(obs.reason, StatusIs(absl::StatusCode::kUnavailable,
+                                   HasSubstr("connection closed by 127.0.0.1")));
+}
+
+TEST(TcpConnection, MalformedIcRespGetsTermReqAndDataLoss) {
+  Listener l;
+  std::vector<uint8_t> termreq;
+  std::thread peer([&] {
+    int fd = ::accept(l.fd.get(), nullptr, nullptr);
+    uint8_t buf[256];
+    size_t got = 0;
+    while (got < 128) {
+      ssize_t n = ::recv(fd, buf + got, 128 - got, 0);
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+    uint8_t resp[tcp::kMaxHeaderBytes];
+    tcp::EncodeIcResp(resp, 0, 0, 1000);  // MAXH2CDATA below 4096
+    EXPECT_EQ(::send(fd, resp, 128, 0), 128);
+    ssize_t n;
+    while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) termreq.insert(termreq.end(), buf, buf + n);
+    ::close(fd);
+  });
+  Reactor r({64, "t"});
+  ASSERT_THAT(r.Init(), IsOk());
+  Observer obs;
+  TcpConnection c(&r, Opts(l.port), &obs);
+  c.Start();
+  RunUntilClosed(r, obs);
+  peer.join();
+  EXPECT_THAT(obs.reason, StatusIs(absl::StatusCode::kDataLoss, HasSubstr("MAXH2CDATA 1000")));
+  ASSERT_GE(termreq.size(), 24u);
+  EXPECT_EQ(termreq[0], 0x02);  // H2CTermReq
+  EXPECT_EQ(LoadLe16(termreq.data() + 8), 0x06);   // FES Unsupported Parameter
+  EXPECT_EQ(LoadLe32(termreq.data() + 10), 12u);   // FEI: MAXH2CDATA offset
+}
+
+TEST(TcpConnection, SubmitBeforeLiveIsRefused) {
+  Reactor r({64, "t"});
+  ASSERT_THAT(r.Init(), IsOk());
+  Observer obs;
+  TcpConnection c(&r, Opts(1), &obs);
+  EXPECT_EQ(c.Submit(nvme::BuildKeepAlive(), nullptr, 0, 1), -ENOTCONN);
+  EXPECT_FALSE(c.CanSubmit());
+}
+
+TEST(Address, ResolveAndFormat) {
+  ASSERT_OK_AND_ASSIGN(SocketAddress a, ResolveAddress("127.0.0.1", "4420"));
+  EXPECT_EQ(a.ToString(), "127.0.0.1:4420");
+  EXPECT_EQ(a.port(), 4420);
+  ASSERT_OK_AND_ASSIGN(SocketAddress b, ResolveAddress("::1", "8009"));
+  EXPECT_EQ(b.ToString(), "[::1]:8009");
+  EXPECT_THAT(ResolveAddress("127.0.0.1", "70000"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ResolveAddress("127.0.0.1", "x"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ResolveAddress("", "4420"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ResolveAddress("no-such-host.invalid", "4420"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("no-such-host.invalid")));
+}
+
+}  // namespace
+}  // namespace nvmf_ublk::io
