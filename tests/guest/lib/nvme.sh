@@ -25,9 +25,9 @@ nvme_ns_dev() {
   return 1
 }
 
-# nvme_wait_ns NSID [SUBNQN] [SECONDS=15]: like nvme_ns_dev, but waits for the namespace to appear.
+# nvme_wait_ns NSID [SUBNQN] [SECONDS=30]: like nvme_ns_dev, but waits for the namespace to appear.
 nvme_wait_ns() {
-  local secs=${3:-15} i
+  local secs=${3:-30} i
   for ((i = 0; i < secs * 10; i++)); do
     nvme_ns_dev "$1" "${2:-}" && return 0
     sleep 0.1
@@ -79,7 +79,7 @@ nvme_connect() {
     fi
   done
   nvme connect -t tcp -a "$addr" -s "$svc" -n "$nqn" "$@" >/dev/null
-  for ((i = 0; i < 100; i++)); do
+  for ((i = 0; i < 300; i++)); do   # 30 s: generous for a loaded TCG guest
     c=$(nvme_ctrl_for "$nqn" "$svc" "$addr") && [[ $(nvme_ctrl_state "$c") == live ]] &&
       { echo "$c"; return 0; }
     sleep 0.1
