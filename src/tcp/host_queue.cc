@@ -89,8 +89,11 @@ int HostQueue::Submit(const nvme::Sqe& sqe, void* data, uint32_t len, uint64_t c
 
 int HostQueue::SubmitInternal(const nvme::Sqe& sqe, void* data, uint32_t len, uint64_t cookie,
                               bool internal) {
-  const nvme::DataDirection dir = nvme::DirectionOf(sqe);
-  if ((dir == nvme::DataDirection::kNone) != (len == 0) || (len > 0 && data == nullptr)) {
+  // Opcode bits 1:0 give the direction; some commands (Set Features) transfer data only for
+  // some features, so a data-direction opcode with no buffer is allowed.
+  const nvme::DataDirection dir =
+      len == 0 ? nvme::DataDirection::kNone : nvme::DirectionOf(sqe);
+  if ((len > 0 && (data == nullptr || nvme::DirectionOf(sqe) == nvme::DataDirection::kNone))) {
     return -EINVAL;
   }
   if (!CanSubmit()) return -EAGAIN;

@@ -100,8 +100,8 @@ class HostQueue final : private PduReceiver {
   // Queues the ICReq. Fails (and sends nothing) on invalid options such as a malformed NQN.
   absl::Status Start();
 
-  // Submits a command. `data`/`len` is the command's data buffer (direction from the opcode); it must
-  // stay valid until OnCommandDone. Returns the CID, or -ENOTCONN (not live), -EAGAIN (queue full),
+  // Submits a command. `data`/`len` is the command's data buffer (direction from the opcode; len 0
+  // means no data transfer); it must stay valid until OnCommandDone. Returns the CID, or -ENOTCONN (not live), -EAGAIN (queue full),
   // -EINVAL (buffer does not fit the command).
   int Submit(const nvme::Sqe& sqe, void* data, uint32_t len, uint64_t cookie);
 

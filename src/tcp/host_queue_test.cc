@@ -563,9 +563,15 @@ TEST_F(HostQueueTest, SubmitArgumentChecks) {
   HostQueue q(Opts(1), &obs);
   Connect(q);
   uint8_t b[512];
-  EXPECT_EQ(q.Submit(nvme::BuildFlush(1), b, 512, 1), -EINVAL);
-  EXPECT_EQ(q.Submit(nvme::BuildRead(1, 0, 1), nullptr, 0, 1), -EINVAL);
+  EXPECT_EQ(q.Submit(nvme::BuildFlush(1), b, 512, 1), -EINVAL);  // no-data opcode with data
   EXPECT_EQ(q.Submit(nvme::BuildRead(1, 0, 1), nullptr, 512, 1), -EINVAL);
+  // A data-direction opcode without data (Set Features for most features) carries a null SGL.
+  const int cid = q.Submit(nvme::BuildSetNumberOfQueues(4), nullptr, 0, 2);
+  ASSERT_GE(cid, 0);
+  ctrl.Pump(q);
+  EXPECT_EQ(ctrl.commands.back().sqe.dptr.length.get(), 0u);
+  EXPECT_EQ(ctrl.commands.back().sqe.dptr.sgl_id, nvme::kSglIdTransport);
+  EXPECT_TRUE(ctrl.commands.back().data.empty());
 }
 
 TEST_F(HostQueueTest, NvmeErrorStatusIsDelivered) {

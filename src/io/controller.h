@@ -1,0 +1,221 @@
+// An NVMe over Fabrics controller association over TCP: the admin queue on the control reactor and
+// one I/O queue per I/O reactor, brought up, kept alive, and recovered after errors.
+//
+// Bring-up (NVMe-oF 1.1 §3.5, Base 2.0 §3.5.1): admin Connect -> Property Get CAP and VS -> Property
+// Set CC.EN -> poll CSTS.RDY within CAP.TO -> Identify Controller -> (I/O controllers) Set Features
+// Number of Queues -> Asynchronous Event Configuration + Async Event Requests -> Identify active
+// namespaces -> connect the I/O queues -> live. Keep Alive every KATO/2.
+//
+// Error recovery (DESIGN.md §8.6): every failure - a queue's transport or protocol error, an admin
+// command or keep-alive timeout, an I/O command whose Abort did not help - enters ErrorRecovery(),
+// the one funnel. It tears down all queues (their outstanding commands complete with -ECONNABORTED,
+// a failover-class result), parks new I/O, and reconnects every reconnect_delay until ctrl_loss_tmo
+// (-1: forever) has passed since the loss; then the controller is deleted and parked I/O fails with
+// -ENODEV. With fast_io_fail_tmo >= 0, parked I/O fails with -ENOTCONN after that many seconds. A
+// failure before the controller was ever live ends it at once with the reason (like `nvme connect`).
+//
+// Threads: all public methods run on the admin reactor's thread unless noted. I/O is submitted to
+// IoQueue objects on their own reactors (see io_queue.h).
+#ifndef NVMF_UBLK_IO_CONTROLLER_H_
+#define NVMF_UBLK_IO_CONTROLLER_H_
+
+#include <array>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "io/address.h"
+#include "io/io_queue.h"
+#include "io/io_request.h"
+#include "io/reactor.h"
+#include "io/tcp_connection.h"
+#include "nvme/identify.h"
+#include "nvme/log_pages.h"
+
+namespace nvmf_ublk::io {
+
+struct ControllerOptions {
+  // Transport ID (nvme-cli: -a, -s, -w, --host-iface).
+  std::string traddr;
+  std::string trsvcid = "4420";
+  std::string host_traddr;
+  std::string host_iface;
+  std::string subnqn;
+  std::string hostnqn;
+  std::array<uint8_t, 16> hostid{};
+  bool discovery = false;           // connect to a discovery controller (admin queue only)
+  uint32_t nr_io_queues = 0;        // 0: one per I/O reactor
+  uint32_t queue_size = 128;        // I/O SQ entries (capped by CAP.MQES)
+  int kato_s = -1;                  // -1: 5 s (30 s for discovery); 0 disables keep-alive
+  int reconnect_delay_s = 10;
+  int ctrl_loss_tmo_s = 600;        // -1: reconnect forever
+  int fast_io_fail_tmo_s = -1;      // -1: off (I/O waits for the reconnect)
+  bool hdr_digest = false;
+  bool data_digest = false;
+  bool disable_sqflow = false;
+  int64_t connect_timeout_ns = 10'000'000'000;
+  int64_t admin_timeout_ns = 30'000'000'000;
+  int64_t io_timeout_ns = 30'000'000'000;
+  int64_t abort_timeout_ns = 5'000'000'000;  // after an Abort, before resetting
+  std::string name;                 // for logs; default "nvmeof-<traddr>:<port>"
+};
+
+struct NamespaceEntry {
+  uint32_t nsid = 0;
+  nvme::NamespaceInfo info;
+  nvme::NamespaceIds ids;
+};
+
+class Controller;
+
+class ControllerListener {
+ public:
+  virtual ~ControllerListener() = default;
+  // State changes; `why` carries the reason for kResetting and kDeleted.
+  virtual void OnControllerState(Controller* ctrl, int state, const absl::Status& why) = 0;
+  // An Asynchronous Event the controller reported (already acknowledged by re-arming the AER).
+  virtual void OnAsyncEvent(Controller*, const nvme::AsyncEvent&) {}
+};
+
+class Controller final : private ConnectionObserver {
+ public:
+  enum State { kNew, kConnecting, kLive, kResetting, kDeleting, kDeleted };
+  static const char* ToString(int state);
+  using AdminCallback = std::function<void(const IoResult&)>;
+
+  Controller(ControllerOptions options, Reactor* admin_reactor, std::vector<Reactor*> io_reactors,
+             ControllerListener* listener);
+  ~Controller() override;
+  Controller(const Controller&) = delete;
+  Controller& operator=(const Controller&) = delete;
+
+  // Validates the options (address, NQNs) and starts connecting.
+  absl::Status Start();
+  // Orderly shutdown (CC.SHN when possible), then kDeleted; `done` runs on the admin reactor.
+  void Shutdown(std::function<void()> done);
+  // The error funnel: tears down the association and reconnects (see above).
+  void ErrorRecovery(const absl::Status& why);
+
+  // Admin command; the callback gets -ENOTCONN when the admin queue is not connected. A command
+  // not answered within `timeout_ns` (default admin_timeout; 0 = never, for AERs) triggers error
+  // recovery.
+  void SubmitAdmin(const nvme::Sqe& sqe, void* data, uint32_t len, AdminCallback cb,
+                   int64_t timeout_ns = -1);
+  // Reads the whole discovery log (generation-counter rule) from a discovery controller.
+  void ReadDiscoveryLog(
+      std::function<void(absl::StatusOr<std::vector<nvme::DiscoveryEntry>>)> done);
+
+  State state() const { return state_; }
+  const ControllerOptions& options() const { return options_; }
+  const std::string& name() const { return options_.name; }
+  uint16_t cntlid() const { return cntlid_; }
+  const nvme::ControllerInfo& info() const { return info_; }
+  const std::vector<NamespaceEntry>& namespaces() const { return namespaces_; }
+  uint64_t cap() const { return cap_; }
+  uint32_t io_queue_count() const { return static_cast<uint32_t>(io_queues_.size()); }
+  // Largest data transfer per command (MDTS), 0 if unlimited.
+  uint64_t max_transfer_bytes() const { return max_transfer_; }
+  uint32_t reconnects() const { return reconnects_; }
+
+  // The I/O queue served by I/O reactor `index` (any thread may call; the queue is used on its
+  // reactor). Null before the first bring-up decided the queue count.
+  IoQueue* io_queue(size_t index) const {
+    return io_queues_.empty() ? nullptr : io_queues_[index % io_queues_.size()].get();
+  }
+
+  // Messages from I/O queues: thread-safe, they run on the admin reactor.
+  void PostIoQueueLive(uint16_t qid, uint64_t epoch);
+  void PostIoQueueClosed(uint16_t qid, uint64_t epoch, const absl::Status& why);
+  // Command `cid` on queue `qid` timed out: send an Abort.
+  void PostIoTimeout(uint16_t qid, uint16_t cid, std::string what);
+
+ private:
+  struct PendingAdmin {
+    AdminCallback cb;
+    int64_t deadline_ns;  // 0: never times out (AER)
+    const char* what;
+  };
+
+  // ConnectionObserver (admin connection).
+  void OnConnectionLive(TcpConnection* conn) override;
+  void OnCommandDone(TcpConnection* conn, uint64_t cookie, const nvme::Cqe& cqe,
+                     int error) override;
+  void OnConnectionClosed(TcpConnection* conn, const absl::Status& why) override;
+
+  void OnIoQueueLive(uint16_t qid, uint64_t epoch);
+  void OnIoQueueClosed(uint16_t qid, uint64_t epoch, const absl::Status& why);
+  void SetState(State s, const absl::Status& why = absl::OkStatus());
+  void Connect();
+  void Step(const char* what, const nvme::Sqe& sqe, void* data, uint32_t len,
+            std::function<void(const IoResult&)> next);
+  void ReadCap();
+  void EnableController();
+  void WaitReady(int64_t deadline_ns);
+  void IdentifyController();
+  void SetQueueCount();
+  void ConfigureEvents();
+  void IdentifyNamespaces();
+  void IdentifyNamespace(size_t index);
+  void ConnectIoQueues();
+  void BecomeLive();
+  void SubmitAer();
+  void KeepAlive();
+  void AdminTick();
+  void MaybeReconnect();
+  void FinishDelete(const absl::Status& why);
+  void CloseAll(const absl::Status& why);
+  void ForEachQueue(std::function<void(IoQueue*)> fn);
+  void WaitShutdown(int64_t deadline_ns);
+  void FailBringUp(const char* what, const IoResult& r);
+  void FailBringUp(const absl::Status& why);
+  ConnectionOptions MakeConnectionOptions(uint16_t qid, uint16_t queue_size);
+  bool AllClosed() const;
+
+  ControllerOptions options_;
+  Reactor* admin_reactor_;
+  std::vector<Reactor*> io_reactors_;
+  ControllerListener* listener_;
+  State state_ = kNew;
+  uint64_t epoch_ = 0;
+  bool ever_live_ = false;
+  SocketAddress target_;
+  std::optional<SocketAddress> source_;
+
+  std::unique_ptr<TcpConnection> admin_;
+  std::vector<std::unique_ptr<TcpConnection>> dead_admins_;  // closed, destroyed next turn
+  std::unordered_map<uint64_t, PendingAdmin> admin_pending_;
+  uint64_t next_cookie_ = 1;
+  std::vector<std::unique_ptr<IoQueue>> io_queues_;
+  std::vector<bool> io_open_;   // per I/O queue: a connection exists (not yet reported closed)
+  uint32_t io_live_ = 0;
+
+  uint64_t cap_ = 0;
+  uint32_t vs_ = 0;
+  uint16_t cntlid_ = 0;
+  nvme::ControllerInfo info_{};
+  uint64_t max_transfer_ = 0;
+  uint32_t granted_queues_ = 0;
+  std::vector<uint32_t> nsids_;
+  std::vector<NamespaceEntry> namespaces_;
+  alignas(4096) uint8_t identify_buf_[4096];
+
+  int64_t lost_at_ns_ = 0;
+  uint32_t reconnects_ = 0;
+  Reactor::TimerId reconnect_timer_ = 0;
+  Reactor::TimerId fast_fail_timer_ = 0;
+  Reactor::TimerId keep_alive_timer_ = 0;
+  Reactor::TimerId tick_timer_ = 0;
+  bool keep_alive_outstanding_ = false;
+  std::function<void()> shutdown_done_;
+  absl::Status delete_reason_;
+  uint32_t cc_ = 0;
+};
+
+}  // namespace nvmf_ublk::io
+
+#endif  // NVMF_UBLK_IO_CONTROLLER_H_

@@ -1,0 +1,111 @@
+#include "io/engine.h"
+
+#include "absl/strings/str_cat.h"
+#include "base/clock.h"
+#include "base/status.h"
+
+namespace nvmf_ublk::io {
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(int io_reactors) {
+  if (io_reactors < 1) return absl::InvalidArgumentError("need at least one I/O reactor");
+  std::unique_ptr<Engine> e(new Engine());
+  e->control_ = std::make_unique<Reactor>(Reactor::Options{512, "control"});
+  RETURN_IF_ERROR(e->control_->StartThread());
+  for (int i = 0; i < io_reactors; ++i) {
+    auto r = std::make_unique<Reactor>(Reactor::Options{1024, absl::StrCat("io", i)});
+    RETURN_IF_ERROR(r->StartThread());
+    e->io_.push_back(std::move(r));
+  }
+  return e;
+}
+
+Engine::~Engine() {
+  for (auto& r : io_) r->Stop();
+  if (control_) control_->Stop();
+  for (auto& r : io_) r->Join();
+  if (control_) control_->Join();
+}
+
+std::vector<Reactor*> Engine::io_reactors() const {
+  std::vector<Reactor*> out;
+  for (const auto& r : io_) out.push_back(r.get());
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<SyncController>> SyncController::Connect(Engine* engine,
+                                                                       ControllerOptions options) {
+  std::unique_ptr<SyncController> s(new SyncController(engine));
+  SyncController* raw = s.get();
+  absl::Status started = Engine::RunOn(engine->control(), [&] {
+    raw->ctrl_ = std::make_unique<Controller>(std::move(options), engine->control(),
+                                              engine->io_reactors(),
+                                              static_cast<ControllerListener*>(raw));
+    return raw->ctrl_->Start();
+  });
+  if (!started.ok()) return started;
+  std::unique_lock<std::mutex> lock(s->mu_);
+  s->cv_.wait(lock, [&] { return s->state_ == Controller::kLive || s->state_ == Controller::kDeleted; });
+  if (s->state_ == Controller::kDeleted) {
+    absl::Status why = s->last_reason_;
+    lock.unlock();
+    return why.ok() ? absl::UnavailableError("controller was deleted") : why;
+  }
+  return s;
+}
+
+SyncController::~SyncController() {
+  Disconnect();
+  Engine::RunOn(engine_->control(), [&] {
+    ctrl_.reset();
+    return 0;
+  });
+}
+
+void SyncController::OnControllerState(Controller*, int state, const absl::Status& why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  state_ = state;
+  if (!why.ok()) last_reason_ = why;
+  cv_.notify_all();
+}
+
+int SyncController::state() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return state_;
+}
+
+bool SyncController::WaitState(int state, int64_t timeout_ns) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, std::chrono::nanoseconds(timeout_ns), [&] { return state_ == state; });
+}
+
+void SyncController::Disconnect() {
+  if (!ctrl_) return;
+  std::promise<void> done;
+  engine_->control()->Post([&] { ctrl_->Shutdown([&] { done.set_value(); }); });
+  done.get_future().wait();
+}
+
+IoResult SyncController::Io(size_t index, IoRequest* req) {
+  struct Waiter : IoCallback {
+    std::promise<IoResult> p;
+    void OnIoDone(IoRequest*, const IoResult& r) override { p.set_value(r); }
+  } waiter;
+  auto fut = waiter.p.get_future();
+  req->callback = &waiter;
+  IoQueue* q = ctrl_->io_queue(index);
+  if (q == nullptr) return IoResult{-ENODEV};
+  q->reactor()->Post([q, req] { q->Submit(req); });
+  return fut.get();
+}
+
+absl::StatusOr<std::vector<nvme::DiscoveryEntry>> SyncController::DiscoveryLog() {
+  std::promise<absl::StatusOr<std::vector<nvme::DiscoveryEntry>>> p;
+  auto fut = p.get_future();
+  engine_->control()->Post([&] {
+    ctrl_->ReadDiscoveryLog(
+        [&p](absl::StatusOr<std::vector<nvme::DiscoveryEntry>> r) { p.set_value(std::move(r)); });
+  });
+  return fut.get();
+}
+
+}  // namespace nvmf_ublk::io
