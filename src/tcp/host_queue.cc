@@ -514,7 +514,11 @@ void HostQueue::Fail(const absl::Status& status) {
   if (state_ == State::kFailed && fail_notified_) return;
   SetState(State::kFailed);
   fail_notified_ = true;
-  NLOG(WARNING) << options_.name << ": queue failed: " << status;
+  if (status.code() == absl::StatusCode::kCancelled) {
+    NLOG(DEBUG) << options_.name << ": queue closed: " << status;
+  } else {
+    NLOG(WARNING) << options_.name << ": queue failed: " << status;
+  }
   observer_->OnQueueFailed(status);
 }
 

@@ -1,0 +1,91 @@
+// nvmf-ublk's public control API: a client for the nvmf-ublkd control socket.
+//
+// The daemon listens on a Unix stream socket (default /run/nvmf-ublk/control.sock, root only,
+// peer credentials checked). Each request is one JSON object on one line; each reply is one JSON
+// object on one line: {"ok": true, ...} or {"ok": false, "code": "UNAVAILABLE", "error": "..."}.
+// The `nvmf-ublk` CLI is a thin layer over this client; scripts may use either.
+#ifndef NVMF_UBLK_CONTROL_H_
+#define NVMF_UBLK_CONTROL_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace nvmf_ublk {
+
+inline constexpr char kDefaultControlSocket[] = "/run/nvmf-ublk/control.sock";
+
+// What `nvme connect` takes, with nvme-cli's defaults.
+struct ConnectArgs {
+  std::string transport = "tcp";
+  std::string traddr;
+  std::string trsvcid = "4420";
+  std::string subnqn;
+  std::string hostnqn;        // empty: the daemon's /etc/nvme/hostnqn
+  std::string hostid;         // empty: the daemon's /etc/nvme/hostid
+  std::string host_traddr;
+  std::string host_iface;
+  int nr_io_queues = 0;       // 0: one per reactor
+  int queue_size = 128;
+  int keep_alive_tmo = -1;    // seconds; -1: default (5)
+  int reconnect_delay = 10;   // seconds
+  int ctrl_loss_tmo = 600;    // seconds; -1: forever
+  int fast_io_fail_tmo = -1;  // seconds; -1: off
+  bool hdr_digest = false;
+  bool data_digest = false;
+};
+
+struct DeviceInfo {
+  std::string path;           // /dev/ublkbN
+  int dev_id = -1;
+  uint32_t nsid = 0;
+  uint64_t size_bytes = 0;
+  uint32_t logical_block = 0;
+  std::string stable_id;      // nguid.<hex> / eui.<hex> / uuid.<uuid>
+  std::string subnqn;
+  std::string controller;     // controller name
+};
+
+struct ControllerSummary {
+  std::string name;
+  std::string subnqn;
+  std::string traddr;
+  std::string trsvcid;
+  std::string state;          // connecting, live, resetting, deleting, deleted
+  uint32_t reconnects = 0;
+  uint16_t cntlid = 0;
+  std::vector<DeviceInfo> devices;
+};
+
+class ControlClient {
+ public:
+  // Connects to the daemon. kUnavailable with "nvmf-ublkd is not running" when nobody listens,
+  // kPermissionDenied when the socket is not ours to use.
+  static absl::StatusOr<ControlClient> Open(std::string_view socket_path = kDefaultControlSocket);
+  ControlClient(ControlClient&& other) noexcept;
+  ControlClient& operator=(ControlClient&& other) noexcept;
+  ~ControlClient();
+
+  // Connects a controller and creates one device per namespace; returns them.
+  absl::StatusOr<std::vector<DeviceInfo>> Connect(const ConnectArgs& args);
+  // Removes every device of subsystem `subnqn` (and its controllers); returns what was removed.
+  absl::StatusOr<std::vector<DeviceInfo>> DisconnectSubsystem(std::string_view subnqn);
+  // Removes one device (/dev/ublkbN) and, when it was the last, its controller.
+  absl::StatusOr<std::vector<DeviceInfo>> DisconnectDevice(std::string_view path);
+  absl::StatusOr<std::vector<ControllerSummary>> List();
+
+  // One raw request/reply round trip (a JSON object in, the reply object out, as text).
+  absl::StatusOr<std::string> Call(std::string_view request_json);
+
+ private:
+  explicit ControlClient(int fd) : fd_(fd) {}
+  int fd_ = -1;
+  std::string buffer_;
+};
+
+}  // namespace nvmf_ublk
+
+#endif  // NVMF_UBLK_CONTROL_H_

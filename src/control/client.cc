@@ -1,0 +1,137 @@
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "base/status.h"
+#include "control/protocol.h"
+#include "nvmf_ublk/control.h"
+
+namespace nvmf_ublk {
+
+using nlohmann::json;
+
+absl::StatusOr<ControlClient> ControlClient::Open(std::string_view socket_path_view) {
+  const std::string socket_path(socket_path_view);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("socket path too long: ", socket_path));
+  }
+  std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ErrnoToStatus(errno, "socket");
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == ENOENT || err == ECONNREFUSED) {
+      return absl::UnavailableError(absl::StrCat(
+          "nvmf-ublkd is not running (no listener on ", socket_path,
+          "): start it with `systemctl start nvmf-ublkd` or run `nvmf-ublkd`"));
+    }
+    if (err == EACCES || err == EPERM) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("permission denied on ", socket_path, ": nvmf-ublk needs root"));
+    }
+    return ErrnoToStatus(err, absl::StrCat("connect to ", socket_path));
+  }
+  return ControlClient(fd);
+}
+
+ControlClient::ControlClient(ControlClient&& o) noexcept
+    : fd_(std::exchange(o.fd_, -1)), buffer_(std::move(o.buffer_)) {}
+
+ControlClient& ControlClient::operator=(ControlClient&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(o.fd_, -1);
+    buffer_ = std::move(o.buffer_);
+  }
+  return *this;
+}
+
+ControlClient::~ControlClient() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+absl::StatusOr<std::string> ControlClient::Call(std::string_view request_json) {
+  std::string out(request_json);
+  out += '\n';
+  for (size_t off = 0; off < out.size();) {
+    const ssize_t n = ::send(fd_, out.data() + off, out.size() - off, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoToStatus(errno, "send to nvmf-ublkd");
+    }
+    off += static_cast<size_t>(n);
+  }
+  while (true) {
+    const size_t nl = buffer_.find('\n');
+    if (nl != std::string::npos) {
+      std::string line = buffer_.substr(0, nl);
+      buffer_.erase(0, nl + 1);
+      return line;
+    }
+    char chunk[4096];
+    const ssize_t n = ::recv(fd_, chunk, sizeof(chunk), 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoToStatus(errno, "receive from nvmf-ublkd");
+    }
+    if (n == 0) return absl::UnavailableError("nvmf-ublkd closed the connection");
+    buffer_.append(chunk, static_cast<size_t>(n));
+  }
+}
+
+namespace {
+
+absl::StatusOr<json> Round(ControlClient* c, const json& req) {
+  ASSIGN_OR_RETURN(std::string line, c->Call(req.dump()));
+  ASSIGN_OR_RETURN(json reply, control::ParseObject(line));
+  RETURN_IF_ERROR(control::ReplyStatus(reply));
+  return reply;
+}
+
+std::vector<DeviceInfo> Devices(const json& reply) {
+  std::vector<DeviceInfo> out;
+  if (auto it = reply.find("devices"); it != reply.end() && it->is_array()) {
+    for (const auto& d : *it) out.push_back(control::DeviceInfoFromJson(d));
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<DeviceInfo>> ControlClient::Connect(const ConnectArgs& args) {
+  json req = control::ToJson(args);
+  req["cmd"] = "connect";
+  ASSIGN_OR_RETURN(json reply, Round(this, req));
+  return Devices(reply);
+}
+
+absl::StatusOr<std::vector<DeviceInfo>> ControlClient::DisconnectSubsystem(std::string_view subnqn) {
+  ASSIGN_OR_RETURN(json reply,
+                   Round(this, json{{"cmd", "disconnect"}, {"subnqn", std::string(subnqn)}}));
+  return Devices(reply);
+}
+
+absl::StatusOr<std::vector<DeviceInfo>> ControlClient::DisconnectDevice(std::string_view path) {
+  ASSIGN_OR_RETURN(json reply,
+                   Round(this, json{{"cmd", "disconnect"}, {"device", std::string(path)}}));
+  return Devices(reply);
+}
+
+absl::StatusOr<std::vector<ControllerSummary>> ControlClient::List() {
+  ASSIGN_OR_RETURN(json reply, Round(this, json{{"cmd", "list"}}));
+  std::vector<ControllerSummary> out;
+  if (auto it = reply.find("controllers"); it != reply.end() && it->is_array()) {
+    for (const auto& c : *it) out.push_back(control::ControllerSummaryFromJson(c));
+  }
+  return out;
+}
+
+}  // namespace nvmf_ublk

@@ -1,0 +1,153 @@
+#include "control/protocol.h"
+
+#include <map>
+
+#include "absl/strings/str_cat.h"
+
+namespace nvmf_ublk::control {
+namespace {
+
+using nlohmann::json;
+
+template <typename T>
+void Get(const json& j, const char* key, T* out) {
+  auto it = j.find(key);
+  if (it != j.end() && !it->is_null()) *out = it->get<T>();
+}
+
+absl::Status CheckRange(const char* name, int v, int lo, int hi) {
+  if (v < lo || v > hi) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, " ", v, " is out of range [", lo, ", ", hi, "]"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+json ToJson(const ConnectArgs& a) {
+  return json{{"transport", a.transport},       {"traddr", a.traddr},
+              {"trsvcid", a.trsvcid},           {"subnqn", a.subnqn},
+              {"hostnqn", a.hostnqn},           {"hostid", a.hostid},
+              {"host_traddr", a.host_traddr},   {"host_iface", a.host_iface},
+              {"nr_io_queues", a.nr_io_queues}, {"queue_size", a.queue_size},
+              {"keep_alive_tmo", a.keep_alive_tmo}, {"reconnect_delay", a.reconnect_delay},
+              {"ctrl_loss_tmo", a.ctrl_loss_tmo}, {"fast_io_fail_tmo", a.fast_io_fail_tmo},
+              {"hdr_digest", a.hdr_digest},     {"data_digest", a.data_digest}};
+}
+
+absl::StatusOr<ConnectArgs> ConnectArgsFromJson(const json& j) {
+  ConnectArgs a;
+  try {
+    Get(j, "transport", &a.transport);
+    Get(j, "traddr", &a.traddr);
+    Get(j, "trsvcid", &a.trsvcid);
+    Get(j, "subnqn", &a.subnqn);
+    Get(j, "hostnqn", &a.hostnqn);
+    Get(j, "hostid", &a.hostid);
+    Get(j, "host_traddr", &a.host_traddr);
+    Get(j, "host_iface", &a.host_iface);
+    Get(j, "nr_io_queues", &a.nr_io_queues);
+    Get(j, "queue_size", &a.queue_size);
+    Get(j, "keep_alive_tmo", &a.keep_alive_tmo);
+    Get(j, "reconnect_delay", &a.reconnect_delay);
+    Get(j, "ctrl_loss_tmo", &a.ctrl_loss_tmo);
+    Get(j, "fast_io_fail_tmo", &a.fast_io_fail_tmo);
+    Get(j, "hdr_digest", &a.hdr_digest);
+    Get(j, "data_digest", &a.data_digest);
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("bad connect request: ", e.what()));
+  }
+  if (a.transport != "tcp") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("transport '", a.transport, "' is not supported (only tcp)"));
+  }
+  if (a.traddr.empty()) return absl::InvalidArgumentError("traddr (-a) is required");
+  if (a.subnqn.empty()) return absl::InvalidArgumentError("subsystem NQN (-n) is required");
+  if (absl::Status s = CheckRange("nr_io_queues", a.nr_io_queues, 0, 1024); !s.ok()) return s;
+  if (absl::Status s = CheckRange("queue_size", a.queue_size, 16, 1024); !s.ok()) return s;
+  if (absl::Status s = CheckRange("keep_alive_tmo", a.keep_alive_tmo, -1, 65535); !s.ok()) return s;
+  if (absl::Status s = CheckRange("reconnect_delay", a.reconnect_delay, 1, 3600); !s.ok()) return s;
+  if (absl::Status s = CheckRange("ctrl_loss_tmo", a.ctrl_loss_tmo, -1, 1 << 30); !s.ok()) return s;
+  if (absl::Status s = CheckRange("fast_io_fail_tmo", a.fast_io_fail_tmo, -1, 1 << 30); !s.ok()) {
+    return s;
+  }
+  return a;
+}
+
+json ToJson(const DeviceInfo& d) {
+  return json{{"path", d.path},         {"dev_id", d.dev_id},
+              {"nsid", d.nsid},         {"size_bytes", d.size_bytes},
+              {"logical_block", d.logical_block}, {"stable_id", d.stable_id},
+              {"subnqn", d.subnqn},     {"controller", d.controller}};
+}
+
+DeviceInfo DeviceInfoFromJson(const json& j) {
+  DeviceInfo d;
+  Get(j, "path", &d.path);
+  Get(j, "dev_id", &d.dev_id);
+  Get(j, "nsid", &d.nsid);
+  Get(j, "size_bytes", &d.size_bytes);
+  Get(j, "logical_block", &d.logical_block);
+  Get(j, "stable_id", &d.stable_id);
+  Get(j, "subnqn", &d.subnqn);
+  Get(j, "controller", &d.controller);
+  return d;
+}
+
+json ToJson(const ControllerSummary& c) {
+  json devices = json::array();
+  for (const auto& d : c.devices) devices.push_back(ToJson(d));
+  return json{{"name", c.name},   {"subnqn", c.subnqn},         {"traddr", c.traddr},
+              {"trsvcid", c.trsvcid}, {"state", c.state},       {"reconnects", c.reconnects},
+              {"cntlid", c.cntlid},   {"devices", devices}};
+}
+
+ControllerSummary ControllerSummaryFromJson(const json& j) {
+  ControllerSummary c;
+  Get(j, "name", &c.name);
+  Get(j, "subnqn", &c.subnqn);
+  Get(j, "traddr", &c.traddr);
+  Get(j, "trsvcid", &c.trsvcid);
+  Get(j, "state", &c.state);
+  Get(j, "reconnects", &c.reconnects);
+  Get(j, "cntlid", &c.cntlid);
+  if (auto it = j.find("devices"); it != j.end() && it->is_array()) {
+    for (const auto& d : *it) c.devices.push_back(DeviceInfoFromJson(d));
+  }
+  return c;
+}
+
+json ErrorReply(const absl::Status& status) {
+  return json{{"ok", false},
+              {"code", absl::StatusCodeToString(status.code())},
+              {"error", std::string(status.message())}};
+}
+
+absl::Status ReplyStatus(const json& reply) {
+  if (!reply.is_object()) return absl::DataLossError("reply is not a JSON object");
+  if (reply.value("ok", false)) return absl::OkStatus();
+  static const std::map<std::string, absl::StatusCode> kCodes = [] {
+    std::map<std::string, absl::StatusCode> m;
+    for (int c = 1; c <= 16; ++c) {
+      const auto code = static_cast<absl::StatusCode>(c);
+      m[absl::StatusCodeToString(code)] = code;
+    }
+    return m;
+  }();
+  absl::StatusCode code = absl::StatusCode::kUnknown;
+  if (auto it = kCodes.find(reply.value("code", std::string())); it != kCodes.end()) {
+    code = it->second;
+  }
+  return absl::Status(code, reply.value("error", std::string("unknown error")));
+}
+
+absl::StatusOr<json> ParseObject(std::string_view line) {
+  json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError("request is not a JSON object");
+  }
+  return j;
+}
+
+}  // namespace nvmf_ublk::control

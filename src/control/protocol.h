@@ -1,0 +1,34 @@
+// JSON encoding of the control protocol (include/nvmf_ublk/control.h), shared by the client and
+// the daemon so both sides agree on every field name.
+#ifndef NVMF_UBLK_CONTROL_PROTOCOL_H_
+#define NVMF_UBLK_CONTROL_PROTOCOL_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+#include "nvmf_ublk/control.h"
+
+namespace nvmf_ublk::control {
+
+nlohmann::json ToJson(const ConnectArgs& a);
+// Validates as it decodes: unknown transport, missing traddr/subnqn, out-of-range numbers.
+absl::StatusOr<ConnectArgs> ConnectArgsFromJson(const nlohmann::json& j);
+
+nlohmann::json ToJson(const DeviceInfo& d);
+DeviceInfo DeviceInfoFromJson(const nlohmann::json& j);
+nlohmann::json ToJson(const ControllerSummary& c);
+ControllerSummary ControllerSummaryFromJson(const nlohmann::json& j);
+
+// {"ok": false, "code": "<absl code name>", "error": "<message>"}.
+nlohmann::json ErrorReply(const absl::Status& status);
+// A reply's status: OK for {"ok": true}, otherwise the code and message it carries.
+absl::Status ReplyStatus(const nlohmann::json& reply);
+
+// Parses one line of JSON into an object; kInvalidArgument with the parser's message otherwise.
+absl::StatusOr<nlohmann::json> ParseObject(std::string_view line);
+
+}  // namespace nvmf_ublk::control
+
+#endif  // NVMF_UBLK_CONTROL_PROTOCOL_H_
