@@ -1,0 +1,263 @@
+#include "cli/cli.h"
+
+#include <cstdio>
+#include <iomanip>
+#include <sstream>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "base/log.h"
+#include "control/protocol.h"
+#include "discovery/host_identity.h"
+#include "io/engine.h"
+#include "nvme/log_pages.h"
+#include "nvme/spec.h"
+#include "nvmf_ublk/control.h"
+
+namespace nvmf_ublk::cli {
+namespace {
+
+using nlohmann::json;
+
+struct Common {
+  std::string transport = "tcp";
+  std::string traddr;
+  std::string trsvcid;
+  std::string host_traddr;
+  std::string host_iface;
+  std::string hostnqn;
+  std::string hostid;
+  std::string output = "normal";
+  std::string socket = kDefaultControlSocket;
+};
+
+void AddTransport(CLI::App* c, Common* o) {
+  c->add_option("-t,--transport", o->transport, "transport type (tcp)")
+      ->check(CLI::IsMember({"tcp"}));
+  c->add_option("-a,--traddr", o->traddr, "transport address (IPv4/IPv6 or name)")->required();
+  c->add_option("-s,--trsvcid", o->trsvcid, "transport service id (TCP port)");
+  c->add_option("-w,--host-traddr", o->host_traddr, "source address for the connection");
+  c->add_option("-f,--host-iface", o->host_iface, "network interface for the connection");
+  c->add_option("-q,--hostnqn", o->hostnqn, "host NQN (default: /etc/nvme/hostnqn)");
+  c->add_option("-I,--hostid", o->hostid, "host ID, a UUID (default: /etc/nvme/hostid)");
+}
+
+int Fail(std::ostream& err, const absl::Status& s) {
+  err << "nvmf-ublk: " << s.message() << "\n";
+  return 1;
+}
+
+const char* TreqName(uint8_t treq) {
+  switch (treq & 0x3) {
+    case 0: return "not specified";
+    case 1: return "required";
+    case 2: return "not required";
+  }
+  return "reserved";
+}
+
+int Discover(const Common& o, std::ostream& out, std::ostream& err) {
+  auto id = discovery::ResolveHostIdentity(o.hostnqn, o.hostid);
+  if (!id.ok()) return Fail(err, id.status());
+  auto engine = io::Engine::Create(1);
+  if (!engine.ok()) return Fail(err, engine.status());
+  io::ControllerOptions opts;
+  opts.discovery = true;
+  opts.traddr = o.traddr;
+  opts.trsvcid = o.trsvcid.empty() ? "8009" : o.trsvcid;  // IANA's NVMe/TCP discovery port
+  opts.host_traddr = o.host_traddr;
+  opts.host_iface = o.host_iface;
+  opts.subnqn = nvme::kDiscoveryNqn;
+  opts.hostnqn = id->hostnqn;
+  opts.hostid = id->hostid_bytes;
+  opts.kato_s = 0;  // one-shot: no keep-alive
+  auto dc = io::SyncController::Connect(engine->get(), opts);
+  if (!dc.ok()) {
+    return Fail(err, absl::Status(dc.status().code(),
+                                  absl::StrCat("discover ", o.traddr, ":", opts.trsvcid, ": ",
+                                               dc.status().message())));
+  }
+  auto log = (*dc)->DiscoveryLog();
+  (*dc)->Disconnect();
+  if (!log.ok()) return Fail(err, log.status());
+  if (o.output == "json") {
+    json records = json::array();
+    for (const auto& e : *log) {
+      records.push_back({{"trtype", nvme::TrtypeName(e.trtype)},
+                         {"adrfam", nvme::AdrfamName(e.adrfam)},
+                         {"subtype", nvme::SubtypeName(e.subtype)},
+                         {"treq", TreqName(e.treq)},
+                         {"portid", e.portid},
+                         {"trsvcid", e.trsvcid},
+                         {"subnqn", e.subnqn},
+                         {"traddr", e.traddr},
+                         {"eflags", e.eflags},
+                         {"sectype", e.tcp_sectype}});
+    }
+    out << json{{"records", records}}.dump(2) << "\n";
+    return 0;
+  }
+  out << "Discovery Log Number of Records " << log->size() << "\n";
+  for (size_t i = 0; i < log->size(); ++i) {
+    const auto& e = (*log)[i];
+    out << "=====Discovery Log Entry " << i << "======\n"
+        << "trtype:  " << nvme::TrtypeName(e.trtype) << "\n"
+        << "adrfam:  " << nvme::AdrfamName(e.adrfam) << "\n"
+        << "subtype: " << nvme::SubtypeName(e.subtype) << "\n"
+        << "treq:    " << TreqName(e.treq) << "\n"
+        << "portid:  " << e.portid << "\n"
+        << "trsvcid: " << e.trsvcid << "\n"
+        << "subnqn:  " << e.subnqn << "\n"
+        << "traddr:  " << e.traddr << "\n"
+        << "eflags:  " << e.eflags << "\n";
+  }
+  return 0;
+}
+
+std::string HumanSize(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 5) {
+    v /= 1024;
+    ++u;
+  }
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(u ? 2 : 0) << v << " " << units[u];
+  return s.str();
+}
+
+}  // namespace
+
+int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  CLI::App app{"nvmf-ublk: NVMe over Fabrics (TCP) namespaces as ublk block devices", "nvmf-ublk"};
+  app.require_subcommand(1);
+  Common o;
+  app.add_option("--socket", o.socket, "control socket of nvmf-ublkd")->capture_default_str();
+
+  CLI::App* discover = app.add_subcommand("discover", "read a discovery controller's log");
+  AddTransport(discover, &o);
+  discover->add_option("-o,--output-format", o.output, "normal|json")
+      ->check(CLI::IsMember({"normal", "json"}));
+
+  ConnectArgs ca;
+  CLI::App* connect = app.add_subcommand("connect", "connect a subsystem; one device per namespace");
+  AddTransport(connect, &o);
+  connect->add_option("-n,--nqn", ca.subnqn, "subsystem NQN")->required();
+  connect->add_option("-i,--nr-io-queues", ca.nr_io_queues, "I/O queues (default: one per core)");
+  connect->add_option("-Q,--queue-size", ca.queue_size, "I/O queue size")->capture_default_str();
+  connect->add_option("-k,--keep-alive-tmo", ca.keep_alive_tmo, "keep-alive timeout (s)");
+  connect->add_option("-c,--reconnect-delay", ca.reconnect_delay, "reconnect delay (s)")
+      ->capture_default_str();
+  connect->add_option("-l,--ctrl-loss-tmo", ca.ctrl_loss_tmo, "controller loss timeout (s, -1: forever)")
+      ->capture_default_str();
+  connect->add_option("--fast_io_fail_tmo,--fast-io-fail-tmo", ca.fast_io_fail_tmo,
+                      "fail queued I/O after this many seconds (-1: off)");
+  connect->add_flag("-g,--hdr-digest", ca.hdr_digest, "enable the header digest");
+  connect->add_flag("-G,--data-digest", ca.data_digest, "enable the data digest");
+  connect->add_option("-o,--output-format", o.output, "normal|json")
+      ->check(CLI::IsMember({"normal", "json"}));
+
+  std::string dis_nqn, dis_dev;
+  CLI::App* disconnect = app.add_subcommand("disconnect", "remove a subsystem's devices or one device");
+  auto* dn = disconnect->add_option("-n,--nqn", dis_nqn, "subsystem NQN");
+  auto* dd = disconnect->add_option("-d,--device", dis_dev, "device, e.g. /dev/ublkb0");
+  dn->excludes(dd);
+  dd->excludes(dn);
+
+  CLI::App* list = app.add_subcommand("list", "list controllers and devices");
+  list->add_option("-o,--output-format", o.output, "normal|json")
+      ->check(CLI::IsMember({"normal", "json"}));
+  app.add_subcommand("version", "print the version");
+
+  std::vector<std::string> rev(args.rbegin(), args.rend());
+  try {
+    app.parse(rev);
+  } catch (const CLI::ParseError& e) {
+    std::ostringstream o1, o2;
+    const int rc = app.exit(e, o1, o2);
+    if (rc == 0) {
+      out << o1.str();
+      return 0;
+    }
+    std::string msg = o2.str();
+    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    const size_t nl = msg.find('\n');
+    err << "nvmf-ublk: " << msg.substr(0, nl) << " (see --help)\n";
+    return 2;
+  }
+
+  if (app.got_subcommand("version")) {
+    out << "nvmf-ublk 0.1.0\n";
+    return 0;
+  }
+  if (app.got_subcommand(discover)) return Discover(o, out, err);
+
+  auto client = ControlClient::Open(o.socket);
+  if (!client.ok()) return Fail(err, client.status());
+
+  if (app.got_subcommand(connect)) {
+    ca.transport = o.transport;
+    ca.traddr = o.traddr;
+    ca.trsvcid = o.trsvcid.empty() ? "4420" : o.trsvcid;
+    ca.host_traddr = o.host_traddr;
+    ca.host_iface = o.host_iface;
+    auto id = discovery::ResolveHostIdentity(o.hostnqn, o.hostid);
+    if (!id.ok()) return Fail(err, id.status());
+    ca.hostnqn = id->hostnqn;
+    ca.hostid = id->hostid;
+    auto devs = client->Connect(ca);
+    if (!devs.ok()) return Fail(err, devs.status());
+    if (o.output == "json") {
+      json j = json::array();
+      for (const auto& d : *devs) j.push_back(control::ToJson(d));
+      out << json{{"devices", j}}.dump(2) << "\n";
+    } else {
+      for (const auto& d : *devs) out << d.path << "\n";
+    }
+    return 0;
+  }
+  if (app.got_subcommand(disconnect)) {
+    if (dis_nqn.empty() && dis_dev.empty()) {
+      err << "nvmf-ublk: disconnect needs -n NQN or -d DEVICE\n";
+      return 2;
+    }
+    auto removed = dis_nqn.empty() ? client->DisconnectDevice(dis_dev)
+                                   : client->DisconnectSubsystem(dis_nqn);
+    if (!removed.ok()) return Fail(err, removed.status());
+    if (dis_nqn.empty()) {
+      out << "disconnected " << dis_dev << "\n";
+    } else {
+      out << "NQN:" << dis_nqn << " disconnected " << removed->size() << " device(s)\n";
+    }
+    return 0;
+  }
+  if (app.got_subcommand(list)) {
+    auto ctrls = client->List();
+    if (!ctrls.ok()) return Fail(err, ctrls.status());
+    if (o.output == "json") {
+      json j = json::array();
+      for (const auto& c : *ctrls) j.push_back(control::ToJson(c));
+      out << json{{"controllers", j}}.dump(2) << "\n";
+      return 0;
+    }
+    out << std::left << std::setw(14) << "Device" << std::setw(6) << "NSID" << std::setw(12)
+        << "Size" << std::setw(7) << "Block" << std::setw(10) << "State" << "Subsystem / Address\n";
+    for (const auto& c : *ctrls) {
+      for (const auto& d : c.devices) {
+        out << std::left << std::setw(14) << d.path << std::setw(6) << d.nsid << std::setw(12)
+            << HumanSize(d.size_bytes) << std::setw(7) << d.logical_block << std::setw(10)
+            << c.state << c.subnqn << " " << c.traddr << ":" << c.trsvcid << "\n";
+      }
+      if (c.devices.empty()) {
+        out << std::left << std::setw(14) << "-" << std::setw(6) << "-" << std::setw(12) << "-"
+            << std::setw(7) << "-" << std::setw(10) << c.state << c.subnqn << " " << c.traddr
+            << ":" << c.trsvcid << "\n";
+      }
+    }
+    return 0;
+  }
+  return 2;
+}
+
+}  // namespace nvmf_ublk::cli
