@@ -42,6 +42,7 @@ class IoQueue final : private ConnectionObserver {
   void SetMode(Mode mode);
 
   uint16_t qid() const { return qid_; }
+  Mode mode() const { return mode_; }
   Reactor* reactor() const { return reactor_; }
   // Counters (reactor thread).
   uint64_t submitted() const { return submitted_; }
