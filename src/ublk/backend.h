@@ -12,7 +12,15 @@
 
 namespace nvmf_ublk::ublk {
 
-class UblkQueue;
+struct BlockIo;
+
+// Where a BlockIo's completion goes: its UblkQueue in production (which commits the result to the
+// kernel); a recorder in a backend's own tests (BlockIo::set_sink).
+class BlockIoSink {
+ public:
+  virtual ~BlockIoSink() = default;
+  virtual void OnBlockIoComplete(BlockIo* io, int result) = 0;
+};
 
 // One block request, owned by its queue (one per tag, reused). The backend may use it from Submit
 // until it calls Complete; the buffer likewise.
@@ -39,9 +47,11 @@ struct BlockIo {
   // queue's reactor thread; `this` must not be used afterwards.
   void Complete(int result);
 
+  // Set by the queue that owns this BlockIo; tests of a backend set their own.
+  void set_sink(BlockIoSink* sink) { sink_ = sink; }
+
  private:
-  friend class UblkQueue;
-  UblkQueue* owner_ = nullptr;
+  BlockIoSink* sink_ = nullptr;
 };
 
 const char* ToString(BlockIo::Op op);

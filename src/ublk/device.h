@@ -54,6 +54,7 @@ struct DeviceOptions {
   int64_t recover_wait_ns = 30'000'000'000;
 };
 
+// Not thread-safe: create, stop and destroy it from one control thread (never a reactor).
 class UblkDevice {
  public:
   // Creates and starts a device with exactly `params` (size, block sizes, limits). `reactors` must
@@ -67,6 +68,9 @@ class UblkDevice {
 
   // Takes over device `dev_id`, left by a server process that died (created with recovery). Queue
   // count, depth and buffer size come from the kernel (options' values for those are ignored).
+  // Failing before START_USER_RECOVERY succeeded (e.g. the old server is still alive) leaves the
+  // device as it was; failing after it stops and deletes the device (the kernel refuses a second
+  // START_USER_RECOVERY per crash until queues are ready again: the device would hang for good).
   static absl::StatusOr<std::unique_ptr<UblkDevice>> Recover(ControlDevice* control,
                                                              uint32_t dev_id,
                                                              const DeviceOptions& options,

@@ -17,24 +17,6 @@ namespace nvmf_ublk::ublk {
 static_assert(offsetof(io_uring_sqe, addr3) == 48);
 static_assert(sizeof(io_uring_sqe) - offsetof(io_uring_sqe, addr3) == sizeof(uapi::ublksrv_io_cmd));
 
-void BlockIo::Complete(int result) { owner_->Complete(this, result); }
-
-const char* ToString(BlockIo::Op op) {
-  switch (op) {
-    case BlockIo::kRead:
-      return "read";
-    case BlockIo::kWrite:
-      return "write";
-    case BlockIo::kFlush:
-      return "flush";
-    case BlockIo::kDiscard:
-      return "discard";
-    case BlockIo::kWriteZeroes:
-      return "write-zeroes";
-  }
-  return "?";
-}
-
 int DecodeIoDesc(const uapi::ublksrv_io_desc& desc, uint32_t max_io_bytes, void* tag_buffer,
                  BlockIo* io) {
   const uint32_t flags = uapi::ublksrv_get_io_flags(desc);
@@ -97,7 +79,7 @@ const char* UblkQueue::ToString(State s) {
 UblkQueue::UblkQueue(io::Reactor* reactor, const QueueConfig& config, BlockBackend* backend)
     : reactor_(reactor), config_(config), backend_(backend), tags_(config.depth) {
   for (uint16_t t = 0; t < config_.depth; ++t) {
-    tags_[t].io.owner_ = this;
+    tags_[t].io.set_sink(this);
     tags_[t].io.queue = config_.q_id;
     tags_[t].io.tag = t;
   }
@@ -209,13 +191,13 @@ void UblkQueue::OnCompletion(uint8_t op, uint16_t tag, int32_t res, uint32_t /*f
   t.state = TagState::kInBackend;
   const int rc = DecodeIoDesc(desc, config_.max_io_bytes, TagBuffer(tag), &t.io);
   if (rc != 0) {
-    Complete(&t.io, rc);
+    OnBlockIoComplete(&t.io, rc);
     return;
   }
   backend_->Submit(&t.io);
 }
 
-void UblkQueue::Complete(BlockIo* io, int result) {
+void UblkQueue::OnBlockIoComplete(BlockIo* io, int result) {
   NCHECK(reactor_->InReactorThread()) << "BlockIo::Complete off the queue's reactor thread";
   Tag& t = tags_[io->tag];
   NCHECK(t.state == TagState::kInBackend)

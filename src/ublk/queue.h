@@ -50,7 +50,7 @@ int DecodeIoDesc(const uapi::ublksrv_io_desc& desc, uint32_t max_io_bytes, void*
 // clamped; other operations commit 0 on success.
 int ToUblkResult(const BlockIo& io, int result);
 
-class UblkQueue final : private io::CompletionHandler {
+class UblkQueue final : private io::CompletionHandler, private BlockIoSink {
  public:
   enum class State { kIdle, kRunning, kStopped };
   static const char* ToString(State s);
@@ -80,7 +80,6 @@ class UblkQueue final : private io::CompletionHandler {
   io::Reactor* reactor() const { return reactor_; }
 
  private:
-  friend struct BlockIo;
   enum class TagState : uint8_t { kIdle, kFetching, kInBackend, kDead };
   enum : uint8_t { kOpFetch = 1, kOpCommit = 2 };
   struct Tag {
@@ -90,7 +89,7 @@ class UblkQueue final : private io::CompletionHandler {
 
   void OnCompletion(uint8_t op, uint16_t tag, int32_t res, uint32_t flags) override;
   // BlockIo::Complete lands here.
-  void Complete(BlockIo* io, int result);
+  void OnBlockIoComplete(BlockIo* io, int result) override;
   void QueueCommand(uint8_t op, uint16_t tag, int32_t result);
   void TagDead(uint16_t tag);
   void SetState(State s);

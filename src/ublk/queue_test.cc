@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <utility>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/testing/status_matchers.h"
@@ -108,6 +110,21 @@ TEST(ToUblkResult, OnePlaceForResults) {
   dz.len_bytes = 1 << 20;
   EXPECT_EQ(ToUblkResult(dz, 1 << 20), 0);
   EXPECT_EQ(ToUblkResult(dz, -EOPNOTSUPP), -EOPNOTSUPP);
+}
+
+// How a backend's own tests observe completions (no UblkQueue involved).
+TEST(BlockIo, CompletionGoesToItsSink) {
+  struct Recorder : BlockIoSink {
+    void OnBlockIoComplete(BlockIo* io, int result) override { done.emplace_back(io, result); }
+    std::vector<std::pair<BlockIo*, int>> done;
+  } sink;
+  BlockIo io;
+  io.set_sink(&sink);
+  io.Complete(-EIO);
+  ASSERT_EQ(sink.done.size(), 1u);
+  EXPECT_EQ(sink.done[0].first, &io);
+  EXPECT_EQ(sink.done[0].second, -EIO);
+  EXPECT_STREQ(ToString(BlockIo::kWriteZeroes), "write-zeroes");
 }
 
 // Without ublk on this host, a memfd stands in for /dev/ublkcN: it can be mmapped like the
