@@ -217,7 +217,7 @@ void UblkQueue::TagDead(uint16_t tag) {
   backend_->QueueStopped(config_.q_id);
   if (on_stopped_) {
     auto fn = std::move(on_stopped_);
-    fn();  // may destroy the device's waiters, not this queue
+    fn();  // the device may release this queue now: touch nothing of it afterwards
   }
 }
 
