@@ -1,0 +1,667 @@
+#include "cli.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <sstream>
+#include <type_traits>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "base/status.h"
+#include "target.h"
+
+namespace nvmf_ublk::target {
+namespace {
+
+std::string S(std::string_view v) { return std::string(v); }
+
+std::vector<std::string> Split(std::string_view text, char sep) {
+  std::vector<std::string> out;
+  for (absl::string_view part : absl::StrSplit(absl::string_view(text.data(), text.size()), sep)) {
+    out.emplace_back(part.data(), part.size());
+  }
+  return out;
+}
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// Decimal, or hex with 0x.
+absl::StatusOr<uint64_t> ParseUint(std::string_view text, const std::string& what,
+                                   uint64_t max = UINT64_MAX) {
+  int base = 10;
+  std::string_view digits = text;
+  if (digits.size() > 2 && digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X')) {
+    base = 16;
+    digits.remove_prefix(2);
+  }
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v, base);
+  if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": '", S(text), "' is not a number"));
+  }
+  if (v > max) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": ", v, " is above the limit ", max));
+  }
+  return v;
+}
+
+template <size_t N>
+absl::StatusOr<std::array<uint8_t, N>> ParseHex(std::string_view text, const std::string& what) {
+  std::string hex;
+  for (char c : text) {
+    if (c != '-') hex.push_back(c);
+  }
+  if (hex.size() != 2 * N) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": '", S(text), "' must have ", 2 * N, " hex digits"));
+  }
+  std::array<uint8_t, N> out;
+  for (size_t i = 0; i < N; ++i) {
+    auto [end, ec] = std::from_chars(hex.data() + 2 * i, hex.data() + 2 * i + 2, out[i], 16);
+    if (ec != std::errc() || end != hex.data() + 2 * i + 2) {
+      return absl::InvalidArgumentError(absl::StrCat(what, ": '", S(text), "' is not hex"));
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<bool> ParseBool(std::string_view text, const std::string& what) {
+  const std::string t = Lower(S(text));
+  if (t == "1" || t == "true" || t == "yes" || t == "on") return true;
+  if (t == "0" || t == "false" || t == "no" || t == "off") return false;
+  return absl::InvalidArgumentError(absl::StrCat(what, ": '", t, "' is not a boolean"));
+}
+
+absl::StatusOr<uint32_t> ParseSize32(std::string_view text, const std::string& what) {
+  auto v = ParseSize(text);
+  if (!v.ok()) return absl::InvalidArgumentError(absl::StrCat(what, ": ", v.status().message()));
+  if (*v > UINT32_MAX) return absl::InvalidArgumentError(absl::StrCat(what, ": too large"));
+  return static_cast<uint32_t>(*v);
+}
+
+}  // namespace
+
+absl::StatusOr<uint64_t> ParseSize(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+  if (i == 0) return absl::InvalidArgumentError(absl::StrCat("invalid size '", S(text), "'"));
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + i, v);
+  if (ec != std::errc()) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid size '", S(text), "'"));
+  }
+  std::string suffix = Lower(S(text.substr(i)));
+  if (suffix.size() > 1 && (suffix.substr(1) == "ib" || suffix.substr(1) == "b")) {
+    suffix = suffix.substr(0, 1);
+  }
+  int shift = 0;
+  if (suffix.empty() || suffix == "b") {
+    shift = 0;
+  } else if (suffix == "k") {
+    shift = 10;
+  } else if (suffix == "m") {
+    shift = 20;
+  } else if (suffix == "g") {
+    shift = 30;
+  } else if (suffix == "t") {
+    shift = 40;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid size '", S(text), "' (suffixes: K, M, G, T)"));
+  }
+  if (shift > 0 && v > (UINT64_MAX >> shift)) {
+    return absl::InvalidArgumentError(absl::StrCat("size '", S(text), "' overflows"));
+  }
+  return v << shift;
+}
+
+absl::StatusOr<std::pair<std::string, uint16_t>> ParseHostPort(std::string_view text) {
+  std::string host, port;
+  if (!text.empty() && text[0] == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return absl::InvalidArgumentError(absl::StrCat("'", S(text), "': expected [IPV6]:PORT"));
+    }
+    host = S(text.substr(1, close - 1));
+    port = S(text.substr(close + 2));
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos || text.find(':') != colon) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", S(text), "': expected ADDR:PORT (IPv6 as [ADDR]:PORT)"));
+    }
+    host = S(text.substr(0, colon));
+    port = S(text.substr(colon + 1));
+  }
+  in6_addr buf;
+  if (inet_pton(AF_INET, host.c_str(), &buf) != 1 && inet_pton(AF_INET6, host.c_str(), &buf) != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", host, "' is not a numeric IPv4 or IPv6 address"));
+  }
+  ASSIGN_OR_RETURN(uint64_t p, ParseUint(port, absl::StrCat("port in '", S(text), "'"), 65535));
+  return std::make_pair(host, static_cast<uint16_t>(p));
+}
+
+absl::StatusOr<NamespaceConfig> ParseNamespaceSpec(std::string_view spec) {
+  const std::string where = absl::StrCat("--ns '", S(spec), "'");
+  std::vector<std::string> opts = Split(spec, ',');
+  const std::string main = opts[0];
+  opts.erase(opts.begin());
+  NamespaceConfig ns;
+  const size_t colon = main.find(':');
+  if (colon == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": expected ram:SIZE[:BS], null:SIZE[:BS] or file:PATH[:BS]"));
+  }
+  const std::string kind = Lower(main.substr(0, colon));
+  std::string rest = main.substr(colon + 1);
+  // A trailing ":512" / ":4096" is the block size.
+  const size_t last = rest.rfind(':');
+  if (last != std::string::npos) {
+    ASSIGN_OR_RETURN(uint64_t bs, ParseUint(rest.substr(last + 1), where + " block size", 65536));
+    ns.block_size = static_cast<uint32_t>(bs);
+    rest = rest.substr(0, last);
+  }
+  if (kind == "ram" || kind == "null") {
+    ns.kind = kind == "ram" ? BackendKind::kRam : BackendKind::kNull;
+    auto size = ParseSize(rest);
+    if (!size.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": ", size.status().message()));
+    }
+    ns.size_bytes = *size;
+  } else if (kind == "file") {
+    ns.kind = BackendKind::kFile;
+    if (rest.empty()) return absl::InvalidArgumentError(absl::StrCat(where, ": missing path"));
+    ns.path = rest;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": unknown kind '", kind, "' (ram, null or file)"));
+  }
+  for (const std::string& opt : opts) {
+    const size_t eq = opt.find('=');
+    if (eq == std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": option '", opt, "' is not KEY=VALUE"));
+    }
+    const std::string key = Lower(opt.substr(0, eq)), value = opt.substr(eq + 1);
+    const std::string what = absl::StrCat(where, " ", key);
+    if (key == "nsid") {
+      ASSIGN_OR_RETURN(uint64_t v, ParseUint(value, what, 0xFFFFFFFE));
+      ns.nsid = static_cast<uint32_t>(v);
+    } else if (key == "ana-group" || key == "anagrp" || key == "anagrpid") {
+      ASSIGN_OR_RETURN(uint64_t v, ParseUint(value, what, 0xFFFF));
+      ns.ana_group = static_cast<uint32_t>(v);
+    } else if (key == "size") {
+      auto size = ParseSize(value);
+      if (!size.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(what, ": ", size.status().message()));
+      }
+      ns.size_bytes = *size;
+    } else if (key == "nguid") {
+      ASSIGN_OR_RETURN(ns.nguid, ParseHex<16>(value, what));
+    } else if (key == "uuid") {
+      ASSIGN_OR_RETURN(ns.uuid, ParseHex<16>(value, what));
+    } else if (key == "eui64") {
+      ASSIGN_OR_RETURN(ns.eui64, ParseHex<8>(value, what));
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": unknown option '", key, "' (nsid, ana-group, size, nguid, uuid, eui64)"));
+    }
+  }
+  return ns;
+}
+
+absl::StatusOr<uint16_t> ParseStatusName(std::string_view text) {
+  const std::string t = Lower(S(text));
+  if (t == "ana-inaccessible" || t == "inaccessible") {
+    return nvme::MakeStatus(nvme::kSctPath, nvme::kScAnaInaccessible);
+  }
+  if (t == "ana-loss" || t == "persistent-loss") {
+    return nvme::MakeStatus(nvme::kSctPath, nvme::kScAnaPersistentLoss);
+  }
+  if (t == "ana-transition" || t == "transition") {
+    return nvme::MakeStatus(nvme::kSctPath, nvme::kScAnaTransition);
+  }
+  if (t == "path") return nvme::MakeStatus(nvme::kSctPath, nvme::kScInternalPathError);
+  if (t == "dnr") return nvme::MakeStatus(nvme::kSctGeneric, nvme::kScInternalError, true);
+  if (t == "transient") {
+    return nvme::MakeStatus(nvme::kSctGeneric, nvme::kScTransientTransportError);
+  }
+  const std::vector<std::string> parts = Split(t, ':');
+  if (parts.size() == 2 || (parts.size() == 3 && parts[2] == "dnr")) {
+    auto sct = ParseUint(parts[0], "status SCT", 7);
+    auto sc = ParseUint(parts[1], "status SC", 0xFF);
+    if (sct.ok() && sc.ok() && (*sct != 0 || *sc != 0)) {
+      return nvme::MakeStatus(static_cast<uint8_t>(*sct), static_cast<uint8_t>(*sc),
+                              parts.size() == 3);
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "status '", t,
+      "': use ana-inaccessible, ana-loss, ana-transition, path, dnr, transient or SCT:SC[:dnr]"));
+}
+
+absl::StatusOr<PortRef> ParsePortRef(std::string_view text) {
+  PortRef ref;
+  if (!text.empty() && text[0] == '#') {
+    ref.by_index = true;
+    text.remove_prefix(1);
+  }
+  ASSIGN_OR_RETURN(uint64_t v, ParseUint(text, "port", 65535));
+  ref.value = static_cast<uint32_t>(v);
+  return ref;
+}
+
+absl::StatusOr<FaultConfig> ParseFaultSpec(std::string_view spec, std::optional<PortRef>* port) {
+  FaultConfig f;
+  port->reset();
+  const std::string lowered = Lower(S(spec));
+  if (lowered == "clear" || lowered == "none") return f;
+  for (const std::string& item : Split(spec, ',')) {
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("fault '", item, "' is not KEY=VALUE (see --help)"));
+    }
+    const std::string key = Lower(item.substr(0, eq)), value = item.substr(eq + 1);
+    const std::string what = absl::StrCat("fault ", key);
+    if (key == "port") {
+      ASSIGN_OR_RETURN(PortRef ref, ParsePortRef(value));
+      *port = ref;
+    } else if (key == "cut-after") {
+      ASSIGN_OR_RETURN(f.cut_after, ParseUint(value, what));
+    } else if (key == "delay") {
+      ASSIGN_OR_RETURN(uint64_t v, ParseUint(value, what, 3'600'000));
+      f.delay_ms = static_cast<uint32_t>(v);
+    } else if (key == "drop-every") {
+      ASSIGN_OR_RETURN(f.drop_every, ParseUint(value, what));
+    } else if (key == "corrupt-digest") {
+      ASSIGN_OR_RETURN(f.corrupt_digest, ParseUint(value, what));
+    } else if (key == "term-req" || key == "termreq") {
+      ASSIGN_OR_RETURN(f.term_req, ParseUint(value, what));
+    } else if (key == "error") {
+      ASSIGN_OR_RETURN(f.error_count, ParseUint(value, what));
+    } else if (key == "status") {
+      ASSIGN_OR_RETURN(f.error_status, ParseStatusName(value));
+    } else if (key == "admin") {
+      ASSIGN_OR_RETURN(f.admin, ParseBool(value, what));
+    } else if (key == "cpda") {
+      ASSIGN_OR_RETURN(uint64_t v, ParseUint(value, what, 31));
+      f.cpda = static_cast<uint8_t>(v);
+    } else if (key == "maxh2cdata") {
+      ASSIGN_OR_RETURN(f.maxh2cdata, ParseSize32(value, what));
+    } else if (key == "r2t-chunk") {
+      ASSIGN_OR_RETURN(f.r2t_chunk, ParseSize32(value, what));
+    } else if (key == "max-r2t") {
+      ASSIGN_OR_RETURN(uint64_t v, ParseUint(value, what, 65536));
+      f.max_r2t = static_cast<uint32_t>(v);
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown fault '", key,
+          "' (cut-after, delay, drop-every, corrupt-digest, term-req, error, status, admin, cpda, "
+          "maxh2cdata, r2t-chunk, max-r2t, port)"));
+    }
+  }
+  RETURN_IF_ERROR(Validate(f));
+  return f;
+}
+
+std::string UsageText() {
+  return R"(Usage: nvmf-target [OPTIONS]
+A small userspace NVMe/TCP target (a test peer for nvmf-ublk). Prints "listening on ADDR:PORT" for
+each port once it accepts connections; exits on SIGINT/SIGTERM or the "quit" control command.
+
+Ports and subsystems:
+  --listen ADDR:PORT        listen here (repeatable; IPv6 as [ADDR]:PORT; port 0 = ephemeral;
+                            0.0.0.0 / [::] = all addresses). Default 127.0.0.1:4420.
+  --subsystem NQN           start a subsystem; --ns/--host/--serial/--model/--subsys-port after
+                            it apply to it (an --ns before any --subsystem creates
+                            nqn.2026-01.io.nvmf-ublk:target)
+  --ns SPEC                 namespace: ram:SIZE[:BS] | null:SIZE[:BS] | file:PATH[:BS]
+                            [,nsid=N][,ana-group=G][,size=SIZE][,nguid=HEX32][,uuid=UUID]
+                            [,eui64=HEX16]; BS 512 (default), 1024, 2048 or 4096
+  --host NQN                allow this host NQN (repeatable; default: any host)
+  --serial SN, --model MN   Identify strings of the current subsystem
+  --subsys-port N           export the current subsystem only on the N-th --listen (0-based;
+                            repeatable; default: every port)
+  --referral ADDR:PORT[,portid=N]   discovery referral to another discovery controller
+  --ana PORT:GROUP:STATE    initial ANA state (optimized, non-optimized, inaccessible,
+                            persistent-loss, change); PORT is a TCP port or #N for the N-th --listen
+
+Controller and transport:
+  --queue-size N            largest SQ (CAP.MQES + 1), default 128
+  --max-io-queues N         I/O queues granted at most, default 64
+  --in-capsule SIZE         in-capsule data for I/O queues (IOCCSZ), default 8K
+  --mdts N                  MDTS (2^N x 4 KiB; 0 = no limit), default 8 (1 MiB)
+  --no-vwc                  report no volatile write cache
+  --ana-group-max N         ANAGRPMAX / NANAGRPID, default 32
+  --dmrl N, --dmrsl N       Dataset Management limits reported in Identify CNS 06h
+  --cpda N                  CPDA in ICResp (0..31), default 0
+  --maxh2cdata SIZE         MAXH2CDATA in ICResp (>= 4096), default 128K
+  --r2t-chunk SIZE          bytes per R2T (0 = whole transfer), default 0
+  --max-r2t N               R2Ts outstanding per command (also bounded by the host's MAXR2T)
+  --c2h-chunk SIZE          largest C2HData PDU, default 128K
+  --c2h-success             complete reads with the C2HData SUCCESS flag (queues without SQ flow
+                            control only)
+  --no-header-digest, --no-data-digest   refuse digests the host requests
+
+Faults (target-wide, or one port with port=PORT); also at run time with the "fault" command:
+  --fault KEY=VALUE[,KEY=VALUE...]
+      cut-after=N       close each connection when its (N+1)-th command arrives
+      delay=MS          hold every response MS milliseconds
+      drop-every=N      never answer every N-th command (Abort can still complete it)
+      corrupt-digest=N  the next N reads get a wrong C2HData data digest (with DDGST only)
+      term-req=N        the next N commands are answered by a C2HTermReq, then the close
+      error=N           the next N commands fail with status=... (default ana-inaccessible)
+      status=S          ana-inaccessible | ana-loss | ana-transition | path | dnr | transient |
+                        SCT:SC[:dnr]
+      admin=1           faults also hit admin commands (not fabrics commands or AERs)
+      cpda=N, maxh2cdata=SIZE, r2t-chunk=SIZE, max-r2t=N   transport overrides for new
+                        connections
+    Faults count I/O queue commands per connection; "next N" budgets are shared by the scope.
+
+Runtime control and logging:
+  --control PATH            read control commands from FIFO PATH (created if missing); "-" = stdin
+  --log-level LEVEL         debug, info (default), warning, error
+  -v                        same as --log-level debug
+  -h, --help                this text
+
+Control commands (one per line):
+  ana PORT GROUP STATE      set an ANA group's state on a port (sends ANA change AENs)
+  fault [port=PORT,]KEY=VALUE[,...]   replace the faults of a port or of the whole target
+  fault clear               remove every fault
+  referral add|del ADDR:PORT
+  status                    ports, controllers, namespaces and counters
+  quit                      stop the target and exit
+
+Sizes take K, M, G, T suffixes (powers of 1024).
+)";
+}
+
+absl::StatusOr<CliOptions> ParseCommandLine(const std::vector<std::string>& args) {
+  CliOptions o;
+  TargetConfig& c = o.config;
+  // Index of the subsystem that --ns/--host/... apply to (an index: push_back moves elements).
+  std::optional<size_t> current;
+  auto subsystem = [&]() -> SubsystemConfig* {
+    if (!current) {
+      c.subsystems.push_back(SubsystemConfig{});
+      c.subsystems.back().nqn = kDefaultNqn;
+      current = c.subsystems.size() - 1;
+    }
+    return &c.subsystems[*current];
+  };
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    std::string flag = arg, value;
+    bool has_inline = false;
+    if (arg.rfind("--", 0) == 0 && arg.find('=') != std::string::npos) {
+      flag = arg.substr(0, arg.find('='));
+      value = arg.substr(arg.find('=') + 1);
+      has_inline = true;
+    }
+    // Fetches the flag's value (the next argument unless given as --flag=value).
+    auto next = [&]() -> absl::StatusOr<std::string> {
+      if (has_inline) return value;
+      if (i + 1 >= args.size()) {
+        return absl::InvalidArgumentError(absl::StrCat(flag, " needs a value"));
+      }
+      return args[++i];
+    };
+    auto with_flag = [&](const absl::Status& s) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": ", s.message()));
+    };
+    // --flag SIZE and --flag N into a field of any unsigned type.
+    auto size_flag = [&](uint32_t* field) -> absl::Status {
+      ASSIGN_OR_RETURN(const std::string v, next());
+      ASSIGN_OR_RETURN(*field, ParseSize32(v, flag));
+      return absl::OkStatus();
+    };
+    auto uint_flag = [&](auto* field, uint64_t max) -> absl::Status {
+      ASSIGN_OR_RETURN(const std::string v, next());
+      ASSIGN_OR_RETURN(const uint64_t n, ParseUint(v, flag, max));
+      *field = static_cast<std::remove_reference_t<decltype(*field)>>(n);
+      return absl::OkStatus();
+    };
+    if (flag == "-h" || flag == "--help") {
+      o.help = true;
+    } else if (flag == "-v") {
+      o.log_level = LogLevel::kDebug;
+    } else if (flag == "--log-level") {
+      ASSIGN_OR_RETURN(const std::string v, next());
+      if (!ParseLogLevel(v, &o.log_level)) {
+        return absl::InvalidArgumentError(absl::StrCat(flag, ": unknown level '", v, "'"));
+      }
+    } else if (flag == "--listen") {
+      ASSIGN_OR_RETURN(const std::string v, next());
+      auto hp = ParseHostPort(v);
+      if (!hp.ok()) return with_flag(hp.status());
+      PortConfig p;
+      p.address = hp->first;
+      p.port = hp->second;
+      c.ports.push_back(std::move(p));
+    } else if (flag == "--subsystem") {
+      ASSIGN_OR_RETURN(const std::string v, next());
+      if (absl::Status s = ValidateNqn(v); !s.ok()) return with_flag(s);
+      c.subsystems.push_back(SubsystemConfig{});
+      c.subsystems.back().nqn = v;
+      current = c.subsystems.size() - 1;
+    } else if (flag == "--ns") {
+      ASSIGN_OR_RETURN(const std::string v, next());
+      auto ns = ParseNamespaceSpec(v);
+      if (!ns.ok()) return ns.status();
+      subsystem()->namespaces.push_back(*ns);
+    } else if (flag == "--host") {
+      ASSIGN_OR_RETURN(const std::string v, next());
+      if (absl::Status s = ValidateNqn(v); !s.ok()) return with_flag(s);
+      subsystem()->allowed_hosts.push_back(v);
+    } else if (flag == "--serial") {
+      ASSIGN_OR_RETURN(const std::string v, next());
+      if (v.size() > 20) return absl::InvalidArgumentError("--serial: at most 20 characters");
+      subsystem()->serial = v;
+    } else if (flag == "--model") {
+      ASSIGN_OR_RETURN(const std::string v, next());
+      if (v.size() > 40) return absl::InvalidArgumentError("--model: at most 40 characters");
+      subsystem()->model = v;
+    } else if (flag == "--subsys-port") {
+      ASSIGN_OR_RETURN(const std::string v, next());
+      auto n = ParseUint(v, flag, 1024);
+      if (!n.ok()) return n.status();
+      subsystem()->ports.push_back(static_cast<size_t>(*n));
+    } else if (flag == "--referral") {
+      ASSIGN_OR_RETURN(const std::string v, next());
+      std::vector<std::string> parts = Split(v, ',');
+      auto hp = ParseHostPort(parts[0]);
+      if (!hp.ok()) return with_flag(hp.status());
+      ReferralConfig r;
+      r.address = hp->first;
+      r.port = hp->second;
+      for (size_t k = 1; k < parts.size(); ++k) {
+        if (parts[k].rfind("portid=", 0) != 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(flag, ": unknown option '", parts[k], "' (portid=N)"));
+        }
+        auto n = ParseUint(parts[k].substr(7), flag + " portid", 0xFFFF);
+        if (!n.ok()) return n.status();
+        r.port_id = static_cast<uint16_t>(*n);
+      }
+      c.referrals.push_back(r);
+    } else if (flag == "--ana") {
+      ASSIGN_OR_RETURN(const std::string v, next());
+      const std::vector<std::string> parts = Split(v, ':');
+      if (parts.size() != 3) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(flag, ": '", v, "' is not PORT:GROUP:STATE"));
+      }
+      auto ref = ParsePortRef(parts[0]);
+      if (!ref.ok()) return with_flag(ref.status());
+      auto group = ParseUint(parts[1], flag + " group", 0xFFFF);
+      if (!group.ok()) return group.status();
+      auto state = ParseAnaState(parts[2]);
+      if (!state) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(flag, ": unknown ANA state '", parts[2], "'"));
+      }
+      o.ana.emplace_back(*ref, static_cast<uint32_t>(*group), *state);
+    } else if (flag == "--queue-size") {
+      RETURN_IF_ERROR(uint_flag(&c.queue_size, 65535));
+    } else if (flag == "--max-io-queues") {
+      RETURN_IF_ERROR(uint_flag(&c.max_io_queues, 65534));
+    } else if (flag == "--in-capsule") {
+      RETURN_IF_ERROR(size_flag(&c.in_capsule_data));
+    } else if (flag == "--mdts") {
+      RETURN_IF_ERROR(uint_flag(&c.mdts, 255));
+    } else if (flag == "--no-vwc") {
+      c.volatile_write_cache = false;
+    } else if (flag == "--ana-group-max") {
+      RETURN_IF_ERROR(uint_flag(&c.ana_group_max, 65535));
+    } else if (flag == "--dmrl") {
+      RETURN_IF_ERROR(uint_flag(&c.dsm_range_limit, 255));
+    } else if (flag == "--dmrsl") {
+      RETURN_IF_ERROR(uint_flag(&c.dsm_range_size_limit, UINT32_MAX));
+    } else if (flag == "--cpda") {
+      RETURN_IF_ERROR(uint_flag(&c.transport.cpda, 31));
+    } else if (flag == "--maxh2cdata") {
+      RETURN_IF_ERROR(size_flag(&c.transport.maxh2cdata));
+    } else if (flag == "--r2t-chunk") {
+      RETURN_IF_ERROR(size_flag(&c.transport.r2t_chunk));
+    } else if (flag == "--max-r2t") {
+      RETURN_IF_ERROR(uint_flag(&c.transport.max_r2t, 65536));
+    } else if (flag == "--c2h-chunk") {
+      RETURN_IF_ERROR(size_flag(&c.transport.c2h_chunk));
+    } else if (flag == "--c2h-success") {
+      c.transport.c2h_success = true;
+    } else if (flag == "--no-header-digest") {
+      c.transport.allow_header_digest = false;
+    } else if (flag == "--no-data-digest") {
+      c.transport.allow_data_digest = false;
+    } else if (flag == "--fault") {
+      ASSIGN_OR_RETURN(const std::string v, next());
+      std::optional<PortRef> port;
+      auto f = ParseFaultSpec(v, &port);
+      if (!f.ok()) return with_flag(f.status());
+      if (port) {
+        o.port_faults.emplace_back(*port, *f);
+      } else {
+        c.fault = *f;
+      }
+    } else if (flag == "--control") {
+      ASSIGN_OR_RETURN(const std::string v, next());
+      o.control = v;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("unknown option '", arg, "' (see --help)"));
+    }
+  }
+  if (c.ports.empty()) {
+    PortConfig p;
+    p.address = "127.0.0.1";
+    p.port = 4420;
+    c.ports.push_back(p);
+  }
+  if (absl::Status s = Validate(c.transport); !s.ok()) return s;
+  for (const auto& [ref, group, state] : o.ana) {
+    if (ref.by_index && ref.value >= c.ports.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("--ana: no port #", ref.value));
+    }
+  }
+  // Initial ANA states of ports named by configured TCP port go straight into the config.
+  for (auto it = o.ana.begin(); it != o.ana.end();) {
+    const auto& [ref, group, state] = *it;
+    std::optional<size_t> index;
+    if (ref.by_index) {
+      index = ref.value;
+    } else {
+      for (size_t p = 0; p < c.ports.size(); ++p) {
+        if (c.ports[p].port == ref.value && ref.value != 0) index = p;
+      }
+    }
+    if (!index) {
+      return absl::InvalidArgumentError(absl::StrCat("--ana: no --listen with port ", ref.value));
+    }
+    c.ports[*index].ana_states[group] = state;
+    it = o.ana.erase(it);
+  }
+  return o;
+}
+
+absl::StatusOr<size_t> ResolvePort(const Target& target, const PortRef& ref) {
+  const std::vector<uint16_t> ports = target.ports();
+  if (ref.by_index) {
+    if (ref.value >= ports.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("no port #", ref.value));
+    }
+    return static_cast<size_t>(ref.value);
+  }
+  std::optional<size_t> index = target.PortIndex(static_cast<uint16_t>(ref.value));
+  if (!index) return absl::InvalidArgumentError(absl::StrCat("no port ", ref.value));
+  return *index;
+}
+
+absl::StatusOr<std::string> RunControlCommand(Target& target, std::string_view line, bool* quit) {
+  std::vector<std::string> words;
+  std::istringstream in{S(line)};
+  for (std::string w; in >> w;) words.push_back(w);
+  if (words.empty() || words[0][0] == '#') return std::string();
+  const std::string cmd = Lower(words[0]);
+  if (cmd == "quit" || cmd == "exit") {
+    *quit = true;
+    return std::string("bye");
+  }
+  if (cmd == "help") return UsageText();
+  if (cmd == "status" || cmd == "stats") return target.DescribeState();
+  if (cmd == "ana") {
+    if (words.size() != 4) return absl::InvalidArgumentError("usage: ana PORT GROUP STATE");
+    ASSIGN_OR_RETURN(PortRef ref, ParsePortRef(words[1]));
+    ASSIGN_OR_RETURN(size_t port, ResolvePort(target, ref));
+    ASSIGN_OR_RETURN(uint64_t group, ParseUint(words[2], "ANA group", 0xFFFF));
+    std::optional<AnaState> state = ParseAnaState(words[3]);
+    if (!state) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown ANA state '", words[3], "'"));
+    }
+    RETURN_IF_ERROR(target.SetAnaState(port, static_cast<uint32_t>(group), *state));
+    return absl::StrCat("port ", target.ports()[port], " group ", group, " ", ToString(*state));
+  }
+  if (cmd == "fault") {
+    if (words.size() != 2) {
+      return absl::InvalidArgumentError("usage: fault [port=PORT,]KEY=VALUE[,...] | fault clear");
+    }
+    std::optional<PortRef> ref;
+    ASSIGN_OR_RETURN(FaultConfig f, ParseFaultSpec(words[1], &ref));
+    if (f.empty() && !ref) {
+      target.ClearFaults();
+      return std::string("faults cleared");
+    }
+    std::optional<size_t> port;
+    if (ref) {
+      ASSIGN_OR_RETURN(size_t p, ResolvePort(target, *ref));
+      port = p;
+    }
+    RETURN_IF_ERROR(target.SetFault(f, port));
+    return absl::StrCat("fault set", port ? absl::StrCat(" on port ", target.ports()[*port]) : "");
+  }
+  if (cmd == "referral") {
+    if (words.size() != 3 || (words[1] != "add" && words[1] != "del")) {
+      return absl::InvalidArgumentError("usage: referral add|del ADDR:PORT");
+    }
+    ASSIGN_OR_RETURN(auto hp, ParseHostPort(words[2]));
+    if (words[1] == "add") {
+      ReferralConfig r;
+      r.address = hp.first;
+      r.port = hp.second;
+      RETURN_IF_ERROR(target.AddReferral(r));
+    } else {
+      RETURN_IF_ERROR(target.RemoveReferral(hp.first, hp.second));
+    }
+    return absl::StrCat("discovery generation ", target.discovery_generation());
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown command '", words[0], "' (ana, fault, referral, status, quit, help)"));
+}
+
+}  // namespace nvmf_ublk::target

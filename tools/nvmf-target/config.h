@@ -1,0 +1,142 @@
+// Configuration of the test target (tools/nvmf-target): ports, subsystems, namespaces, transport
+// parameters and fault injection. Plain data; Target validates it in Start().
+//
+// The target is a test peer for the nvmf-ublk initiator (DESIGN.md §2, §7), not a product: it aims
+// to be correct where the initiator depends on it and to make every failure mode reproducible.
+#ifndef NVMF_UBLK_TOOLS_NVMF_TARGET_CONFIG_H_
+#define NVMF_UBLK_TOOLS_NVMF_TARGET_CONFIG_H_
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "nvme/spec.h"
+
+namespace nvmf_ublk::target {
+
+// ANA states (Base 2.0 §8.20.3); values are the ANA log's.
+enum class AnaState : uint8_t {
+  kOptimized = 0x01,
+  kNonOptimized = 0x02,
+  kInaccessible = 0x03,
+  kPersistentLoss = 0x04,
+  kChange = 0x0F,
+};
+const char* ToString(AnaState state);
+// "optimized", "non-optimized", "inaccessible", "persistent-loss", "change" (also "opt", "nonopt").
+std::optional<AnaState> ParseAnaState(const std::string& text);
+
+enum class BackendKind { kRam, kFile, kNull };
+
+struct NamespaceConfig {
+  uint32_t nsid = 0;  // 0: the next free NSID of the subsystem
+  BackendKind kind = BackendKind::kRam;
+  // Bytes (rounded down to the block size). For a file: 0 uses the file's size; a larger value
+  // extends the file (created if missing).
+  uint64_t size_bytes = 0;
+  uint32_t block_size = 512;  // 512, 1024, 2048 or 4096
+  std::string path;           // file backend
+  uint32_t ana_group = 1;     // ANAGRPID, >= 1
+  // Identifiers; by default NGUID and UUID are derived from (subsystem NQN, NSID), so they are
+  // stable across runs, and EUI-64 is not reported.
+  std::optional<std::array<uint8_t, 16>> nguid;
+  std::optional<std::array<uint8_t, 16>> uuid;
+  std::optional<std::array<uint8_t, 8>> eui64;
+};
+
+struct SubsystemConfig {
+  std::string nqn;
+  std::string serial;  // empty: derived from the NQN
+  std::string model = "nvmf-ublk test target";
+  std::vector<NamespaceConfig> namespaces;
+  std::vector<std::string> allowed_hosts;  // empty: any host
+  std::vector<size_t> ports;               // indices into TargetConfig::ports; empty: all ports
+};
+
+// Transport parameters of new connections (NVMe/TCP 1.0 §3.6.2.x ICResp, R2T, C2HData).
+struct TransportConfig {
+  uint8_t cpda = 0;                  // CPDA advertised in ICResp (0..31): H2C data alignment
+  uint32_t maxh2cdata = 128 * 1024;  // MAXH2CDATA (>= 4096, multiple of 4)
+  // Bytes asked for per R2T (0: the whole remaining transfer in one R2T). With a 32 KiB chunk a
+  // 128 KiB write gets 4 R2Ts, of which min(max_r2t, host MAXR2T + 1) are outstanding at once.
+  uint32_t r2t_chunk = 0;
+  uint32_t max_r2t = 16;            // outstanding R2Ts per command, target side limit (>= 1)
+  uint32_t c2h_chunk = 128 * 1024;  // largest C2HData payload per PDU (>= 4)
+  // Complete reads with the C2HData SUCCESS flag instead of a CapsuleResp, on queues that
+  // disabled SQ flow control at Connect (the only case the spec allows).
+  bool c2h_success = false;
+  bool allow_header_digest = true;  // grant HDGST when requested
+  bool allow_data_digest = true;    // grant DDGST when requested
+};
+
+// Fault injection (per port or target-wide). Faults apply to commands on I/O queues, and to admin
+// commands other than fabrics commands too when `admin` is set. Counting faults ("after", "every")
+// count per connection; budgets ("next N") are shared by the connections of the scope and run down.
+struct FaultConfig {
+  uint64_t cut_after = 0;       // close a connection when its (cut_after+1)-th command arrives
+  uint32_t delay_ms = 0;        // hold every response (and read data) this long
+  uint64_t drop_every = 0;      // never answer every N-th command (it stays abortable)
+  uint64_t corrupt_digest = 0;  // next N reads: wrong C2HData data digest (when DDGST negotiated)
+  uint64_t term_req = 0;        // next N commands: answered by a C2HTermReq, connection closed
+  uint64_t error_count = 0;     // next N commands: completed with error_status, not executed
+  // Status Field (CQE bits 15:1) used by error_count; default ANA Inaccessible (SCT 3 SC 2).
+  uint16_t error_status = nvme::MakeStatus(nvme::kSctPath, nvme::kScAnaInaccessible);
+  bool admin = false;
+  // Transport overrides for connections established while the fault is set.
+  std::optional<uint8_t> cpda;
+  std::optional<uint32_t> maxh2cdata;
+  std::optional<uint32_t> r2t_chunk;
+  std::optional<uint32_t> max_r2t;
+
+  bool empty() const;
+};
+
+struct PortConfig {
+  std::string address = "127.0.0.1";  // IPv4 or IPv6 literal; 0.0.0.0 / :: listen on all
+  uint16_t port = 0;                  // 0: ephemeral (Target::Start reports the bound port)
+  uint16_t port_id = 0;               // PORTID in the discovery log; 0: index + 1
+  // Initial ANA state per group on this port (groups not listed are optimized).
+  std::map<uint32_t, AnaState> ana_states;
+  std::optional<TransportConfig> transport;  // overrides TargetConfig::transport
+};
+
+// A discovery log entry for another discovery controller (SUBTYPE 1).
+struct ReferralConfig {
+  std::string address;
+  uint16_t port = 8009;
+  uint16_t port_id = 0;
+  bool operator==(const ReferralConfig& o) const {
+    return address == o.address && port == o.port && port_id == o.port_id;
+  }
+};
+
+struct TargetConfig {
+  std::vector<PortConfig> ports;
+  std::vector<SubsystemConfig> subsystems;
+  std::vector<ReferralConfig> referrals;
+  TransportConfig transport;
+  FaultConfig fault;  // target-wide faults at start
+
+  uint16_t queue_size = 128;          // CAP.MQES + 1: largest SQ (admin and I/O)
+  uint16_t max_io_queues = 64;        // Number of Queues granted at most
+  uint32_t in_capsule_data = 8192;    // I/O in-capsule data bytes: IOCCSZ = (64 + this) / 16
+  uint8_t mdts = 8;                   // MDTS (2^n x 4 KiB; 8 = 1 MiB); 0 = no limit
+  bool volatile_write_cache = true;   // VWC present (hosts then send Flush)
+  uint32_t ana_group_max = 32;        // ANAGRPMAX / NANAGRPID (raised to the largest group used)
+  uint8_t dsm_range_limit = 0;        // DMRL reported in CNS 06h (0: not reported)
+  uint32_t dsm_range_size_limit = 0;  // DMRSL, logical blocks (0: not reported)
+  std::string firmware = "0.1";
+};
+
+// kInvalidArgument naming the field for values a connection cannot use (CPDA > 31, MAXH2CDATA
+// below 4096 or not a multiple of 4, zero R2T or C2H sizes, an error fault without a status).
+absl::Status Validate(const TransportConfig& transport);
+absl::Status Validate(const FaultConfig& fault);
+
+}  // namespace nvmf_ublk::target
+
+#endif  // NVMF_UBLK_TOOLS_NVMF_TARGET_CONFIG_H_
