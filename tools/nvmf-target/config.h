@@ -18,7 +18,7 @@
 
 namespace nvmf_ublk::target {
 
-// ANA states (Base 2.0 §8.20.3); values are the ANA log's.
+// ANA states (Base 2.0, Asymmetric Namespace Access); values are the ANA log's.
 enum class AnaState : uint8_t {
   kOptimized = 0x01,
   kNonOptimized = 0x02,
@@ -57,7 +57,7 @@ struct SubsystemConfig {
   std::vector<size_t> ports;               // indices into TargetConfig::ports; empty: all ports
 };
 
-// Transport parameters of new connections (NVMe/TCP 1.0 §3.6.2.x ICResp, R2T, C2HData).
+// Transport parameters of new connections (NVMe/TCP 1.0: ICResp, R2T, C2HData PDUs).
 struct TransportConfig {
   uint8_t cpda = 0;                  // CPDA advertised in ICResp (0..31): H2C data alignment
   uint32_t maxh2cdata = 128 * 1024;  // MAXH2CDATA (>= 4096, multiple of 4)

@@ -601,7 +601,8 @@ void Connection::OnH2CDataComplete(const tcp::DataPdu& pdu, bool ddgst_ok) {
   Request req = std::move(w.req);
   writes_.erase(wit);
   if (req.digest_error) {
-    // NVMe/TCP 1.0 §7.4.6.2: a data digest error fails the command, not the connection.
+    // NVMe/TCP 1.0: a data digest error fails the command (Transient Transport Error), not the
+    // connection.
     req.status = nvme::MakeStatus(nvme::kSctGeneric, nvme::kScTransientTransportError);
     Respond(req);
     return;
@@ -643,17 +644,20 @@ void Connection::EncodeCapsuleResp(const nvme::Cqe& cqe, std::vector<uint8_t>* o
 
 void Connection::Respond(Request& req) {
   const nvme::Cqe cqe = MakeCqe(req);
-  std::vector<uint8_t> bytes;
+  // Responses go straight into the output buffer, unless fault injection holds them back.
+  const bool hold = req.drop || req.delay_ms > 0;
+  std::vector<uint8_t> held_bytes;
+  std::vector<uint8_t>& bytes = hold ? held_bytes : out_;
   bool success_flag = false;
   if (req.dir == nvme::DataDirection::kControllerToHost && req.status == 0 && req.xfer_len > 0) {
     req.data.resize(req.xfer_len);  // exactly what the host's SGL describes
     const bool corrupt =
         wire_.data_digest && req.fault && FaultState::Take(req.fault->corrupt_digest);
-    // SUCCESS (NVMe/TCP 1.0 §3.6.2.x C2HData) only where SQ flow control is disabled: the host then
+    // The C2HData SUCCESS flag (NVMe/TCP 1.0) only where SQ flow control is disabled: the host then
     // needs no SQHD from a CapsuleResp.
     success_flag = transport_.c2h_success && sq_flow_control_disabled_;
     const uint32_t total = req.xfer_len;
-    bytes.reserve(total + (total / transport_.c2h_chunk + 2) * 64);
+    bytes.reserve(bytes.size() + total + (total / transport_.c2h_chunk + 2) * 64);
     for (uint32_t off = 0; off < total;) {
       const uint32_t n = std::min(transport_.c2h_chunk, total - off);
       const bool last = off + n == total;
@@ -674,22 +678,17 @@ void Connection::Respond(Request& req) {
     if (success_flag) target_->stats_.c2h_success++;
   }
   if (!success_flag) EncodeCapsuleResp(cqe, &bytes);
-  SendResponseBytes(req, std::move(bytes), cqe);
-}
-
-void Connection::SendResponseBytes(Request& req, std::vector<uint8_t> bytes, const nvme::Cqe& cqe) {
-  if (req.drop || req.delay_ms > 0) {
-    Held h;
-    h.deadline_ns = req.drop ? INT64_MAX : MonotonicNanos() + int64_t{req.delay_ms} * kNanosPerMs;
-    h.cid = req.cid;
-    h.cqe = cqe;
-    h.bytes = std::move(bytes);
-    std::lock_guard<std::mutex> lock(mu_);
-    held_.push_back(std::move(h));
+  if (!hold) {
+    if (req.track) active_cids_.erase(req.cid);
     return;
   }
-  out_.insert(out_.end(), bytes.begin(), bytes.end());
-  if (req.track) active_cids_.erase(req.cid);
+  Held h;
+  h.deadline_ns = req.drop ? INT64_MAX : MonotonicNanos() + int64_t{req.delay_ms} * kNanosPerMs;
+  h.cid = req.cid;
+  h.cqe = cqe;
+  h.bytes = std::move(held_bytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  held_.push_back(std::move(h));
 }
 
 }  // namespace nvmf_ublk::target

@@ -138,7 +138,6 @@ class Connection final : private tcp::PduReceiver {
   bool ValidateTransfer(Request& req, uint32_t in_capsule_len);
   void Execute(Request req);
   void Respond(Request& req);
-  void SendResponseBytes(Request& req, std::vector<uint8_t> bytes, const nvme::Cqe& cqe);
   void EncodeCapsuleResp(const nvme::Cqe& cqe, std::vector<uint8_t>* out) const;
   nvme::Cqe MakeCqe(const Request& req) const;
 

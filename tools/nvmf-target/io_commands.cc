@@ -1,5 +1,5 @@
 // NVM command set I/O commands of a target connection (NVM Command Set 1.0 §3): Read, Write,
-// Flush, Write Zeroes, Dataset Management; ANA enforcement (Base 2.0 §8.20.3.x).
+// Flush, Write Zeroes, Dataset Management; ANA enforcement (Base 2.0 ANA states).
 #include <cstring>
 #include <vector>
 

@@ -42,7 +42,7 @@ void Put(Field& field, Value v) {
   StoreLe<Field>(&field, static_cast<Field>(v));
 }
 
-// ASCII field padded with spaces (SN, MN, FR; Base 2.0 §1.5 "ASCII string").
+// ASCII field padded with spaces (SN, MN, FR: ASCII strings, space padded).
 template <size_t N>
 void PutAscii(char (&field)[N], const std::string& s) {
   std::memset(field, ' ', N);
