@@ -177,7 +177,7 @@ void Controller::FailBringUp(const char* what, const IoResult& r) {
 }
 
 void Controller::FailBringUp(const absl::Status& why) {
-  if (ever_live_) {
+  if (ever_live_ || options_.retry_initial_connect) {
     ErrorRecovery(why);
     return;
   }
@@ -562,7 +562,7 @@ bool Controller::AllClosed() const {
 
 void Controller::ErrorRecovery(const absl::Status& why) {
   if (state_ == kResetting || state_ == kDeleting || state_ == kDeleted || state_ == kNew) return;
-  if (!ever_live_) {
+  if (!ever_live_ && !options_.retry_initial_connect) {
     FailBringUp(why);
     return;
   }

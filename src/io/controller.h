@@ -63,6 +63,9 @@ struct ControllerOptions {
   int64_t io_timeout_ns = 30'000'000'000;
   int64_t abort_timeout_ns = 5'000'000'000;  // after an Abort, before resetting
   std::string name;                 // for logs; default "nvmeof-<traddr>:<port>"
+  // Treat a failed first connect like a lost association (reconnect until ctrl_loss_tmo) instead
+  // of giving up at once: for a restarted daemon whose devices still exist.
+  bool retry_initial_connect = false;
 };
 
 struct NamespaceEntry {

@@ -1,0 +1,491 @@
+#include "daemon/daemon.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <future>
+
+#include "absl/strings/str_cat.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "control/protocol.h"
+#include "discovery/host_identity.h"
+
+namespace nvmf_ublk::daemon {
+
+using nlohmann::json;
+
+struct Daemon::Device {
+  uint32_t nsid = 0;
+  std::string stable_id;
+  std::unique_ptr<multipath::ControllerPath> path;
+  std::unique_ptr<multipath::NamespaceHead> head;
+  std::unique_ptr<ublk::UblkDevice> dev;
+};
+
+struct Daemon::Conn {
+  ConnectArgs args;
+  std::unique_ptr<io::Controller> ctrl;
+  std::vector<std::unique_ptr<Device>> devices;
+  // Devices of the state file not recovered yet (the controller is still reconnecting).
+  std::vector<DeviceRecord> pending;
+  int state = io::Controller::kNew;  // guarded by mu_
+  absl::Status reason;               // guarded by mu_
+  bool cancelled = false;            // guarded by mu_: disconnected while recovering
+};
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& options) {
+  std::unique_ptr<Daemon> d(new Daemon(options));
+  int reactors = options.reactors;
+  if (reactors <= 0) reactors = static_cast<int>(std::max<long>(1, sysconf(_SC_NPROCESSORS_ONLN)));
+  ASSIGN_OR_RETURN(d->engine_, io::Engine::Create(reactors));
+  return d;
+}
+
+Daemon::~Daemon() { Shutdown(); }
+
+void Daemon::RemoveConn(Conn* conn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  conns_.erase(std::find_if(conns_.begin(), conns_.end(),
+                            [&](const auto& c) { return c.get() == conn; }));
+}
+
+absl::StatusOr<ublk::ControlDevice*> Daemon::UblkControl() {
+  std::lock_guard<std::mutex> lock(ublk_mu_);
+  if (!ublk_control_) {
+    ASSIGN_OR_RETURN(ublk_control_, ublk::ControlDevice::Open(options_.ublk_control));
+  }
+  return ublk_control_.get();
+}
+
+io::ControllerOptions Daemon::ControllerOptionsFor(const ConnectArgs& a) const {
+  io::ControllerOptions o;
+  o.traddr = a.traddr;
+  o.trsvcid = a.trsvcid;
+  o.host_traddr = a.host_traddr;
+  o.host_iface = a.host_iface;
+  o.subnqn = a.subnqn;
+  o.hostnqn = a.hostnqn;
+  if (auto id = discovery::ParseUuid(a.hostid); id.ok()) o.hostid = *id;
+  o.nr_io_queues = static_cast<uint32_t>(a.nr_io_queues);
+  o.queue_size = static_cast<uint32_t>(a.queue_size);
+  o.kato_s = a.keep_alive_tmo;
+  o.reconnect_delay_s = a.reconnect_delay;
+  o.ctrl_loss_tmo_s = a.ctrl_loss_tmo;
+  o.fast_io_fail_tmo_s = a.fast_io_fail_tmo;
+  o.hdr_digest = a.hdr_digest;
+  o.data_digest = a.data_digest;
+  return o;
+}
+
+Daemon::Conn* Daemon::FindConn(io::Controller* ctrl) {
+  for (auto& c : conns_) {
+    if (c->ctrl.get() == ctrl) return c.get();
+  }
+  return nullptr;
+}
+
+void Daemon::OnControllerState(io::Controller* ctrl, int state, const absl::Status& why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Conn* c = FindConn(ctrl);
+  if (c == nullptr) return;
+  c->state = state;
+  if (!why.ok()) c->reason = why;
+  cv_.notify_all();
+}
+
+// Caller holds ops_mu_ (conn->ctrl is only created or destroyed under it).
+absl::Status Daemon::StartController(Conn* conn, bool retry_initial) {
+  io::ControllerOptions o = ControllerOptionsFor(conn->args);
+  o.retry_initial_connect = retry_initial;
+  io::Reactor* control = engine_->control();
+  absl::Status s = io::Engine::RunOn(control, [&] {
+    conn->ctrl = std::make_unique<io::Controller>(o, control, engine_->io_reactors(),
+                                                  static_cast<io::ControllerListener*>(this));
+    return conn->ctrl->Start();
+  });
+  return s;
+}
+
+absl::Status Daemon::WaitLive(Conn* conn) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] {
+    return conn->state == io::Controller::kLive || conn->state == io::Controller::kDeleted ||
+           conn->cancelled;
+  });
+  if (conn->cancelled) return absl::CancelledError("disconnected");
+  if (conn->state == io::Controller::kLive) return absl::OkStatus();
+  return conn->reason.ok() ? absl::UnavailableError("controller was removed") : conn->reason;
+}
+
+void Daemon::DestroyController(Conn* conn) {
+  if (!conn->ctrl) return;
+  io::Reactor* control = engine_->control();
+  std::promise<void> done;
+  control->Post([&] { conn->ctrl->Shutdown([&] { done.set_value(); }); });
+  done.get_future().wait();
+  io::Engine::RunOn(control, [&] {
+    conn->ctrl.reset();
+    return 0;
+  });
+}
+
+void Daemon::StopDevice(Device* dev) {
+  if (!dev->dev) return;
+  if (absl::Status s = dev->dev->Stop(); !s.ok()) {
+    NLOG(WARNING) << "stopping " << dev->dev->block_path() << ": " << s;
+  }
+  dev->dev.reset();
+}
+
+absl::StatusOr<std::unique_ptr<Daemon::Device>> Daemon::CreateDevice(Conn* conn,
+                                                                     const io::NamespaceEntry& ns) {
+  ASSIGN_OR_RETURN(ublk::ControlDevice* ctl, UblkControl());
+  io::Controller* ctrl = conn->ctrl.get();
+  auto dev = std::make_unique<Device>();
+  dev->nsid = ns.nsid;
+  dev->stable_id = ns.ids.StableId();
+  const uint16_t nq = static_cast<uint16_t>(ctrl->io_queue_count());
+  const uint32_t depth = std::min<uint32_t>(options_.max_queue_depth,
+                                            static_cast<uint32_t>(conn->args.queue_size) - 1);
+  const ublk::DeviceParams params = multipath::DeviceParamsFor(
+      ctrl->info(), ns.info, ctrl->max_transfer_bytes(), options_.max_io_bytes);
+  dev->path = std::make_unique<multipath::ControllerPath>(ctrl, ns.nsid);
+  dev->head = std::make_unique<multipath::NamespaceHead>(
+      absl::StrCat(ctrl->name(), "/ns", ns.nsid), std::vector<multipath::Path*>{dev->path.get()},
+      ns.info.lba_bytes, nq, depth);
+  ublk::DeviceOptions dopt;
+  dopt.nr_queues = nq;
+  dopt.queue_depth = static_cast<uint16_t>(depth);
+  dopt.max_io_bytes = options_.max_io_bytes;
+  const std::vector<io::Reactor*> reactors = engine_->io_reactors();
+  auto created = ublk::UblkDevice::Create(ctl, params, dopt, reactors, dev->head.get());
+  if (!created.ok()) {
+    return absl::Status(created.status().code(),
+                        absl::StrCat("namespace ", ns.nsid, ": ", created.status().message()));
+  }
+  dev->dev = std::move(*created);
+  NLOG(INFO) << dev->dev->block_path() << ": " << conn->args.subnqn << " nsid " << ns.nsid << ", "
+             << ublk::ToString(params);
+  return dev;
+}
+
+DeviceInfo Daemon::InfoOf(const Conn& conn, const Device& dev) const {
+  DeviceInfo d;
+  d.nsid = dev.nsid;
+  d.stable_id = dev.stable_id;
+  d.subnqn = conn.args.subnqn;
+  d.controller = conn.ctrl ? conn.ctrl->name() : "";
+  if (dev.dev) {
+    d.path = dev.dev->block_path();
+    d.dev_id = static_cast<int>(dev.dev->dev_id());
+    d.size_bytes = dev.dev->params().size_bytes;
+    d.logical_block = dev.dev->params().logical_block_size;
+  }
+  return d;
+}
+
+void Daemon::Persist() {
+  State state;
+  for (const auto& c : conns_) {
+    ConnectionRecord rec{c->args, {}};
+    for (const auto& d : c->devices) {
+      if (d->dev) {
+        rec.devices.push_back(DeviceRecord{d->nsid, static_cast<int>(d->dev->dev_id()), d->stable_id});
+      }
+    }
+    for (const auto& p : c->pending) rec.devices.push_back(p);
+    state.connections.push_back(std::move(rec));
+  }
+  if (absl::Status s = SaveState(state_path(), state); !s.ok()) {
+    NLOG(ERROR) << "cannot save state (devices will not survive a daemon restart): " << s;
+  }
+}
+
+absl::StatusOr<std::vector<DeviceInfo>> Daemon::Connect(const ConnectArgs& in) {
+  std::lock_guard<std::mutex> ops(ops_mu_);
+  ConnectArgs args = in;
+  ASSIGN_OR_RETURN(auto id, discovery::ResolveHostIdentity(args.hostnqn, args.hostid));
+  args.hostnqn = id.hostnqn;
+  args.hostid = id.hostid;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& c : conns_) {
+      if (c->args.subnqn == args.subnqn && c->args.traddr == args.traddr &&
+          c->args.trsvcid == args.trsvcid && c->args.hostnqn == args.hostnqn) {
+        return absl::AlreadyExistsError(absl::StrCat(args.subnqn, " at ", args.traddr, ":",
+                                                     args.trsvcid, " is already connected"));
+      }
+    }
+  }
+  // The kernel side first: without ublk there is no point in connecting.
+  RETURN_IF_ERROR(UblkControl().status());
+  auto owned = std::make_shared<Conn>();
+  Conn* conn = owned.get();
+  conn->args = args;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    conns_.push_back(owned);
+  }
+  // No half-created device is left behind: undo everything on any failure.
+  auto fail = [&](const absl::Status& s) {
+    for (auto& d : conn->devices) StopDevice(d.get());
+    DestroyController(conn);
+    RemoveConn(conn);
+    return s;
+  };
+  absl::Status started = StartController(conn, false);
+  if (started.ok()) started = WaitLive(conn);
+  if (absl::Status s = started; !s.ok()) {
+    return fail(absl::Status(s.code(), absl::StrCat("connect ", args.traddr, ":", args.trsvcid,
+                                                    " ", args.subnqn, ": ", s.message())));
+  }
+  if (conn->ctrl->namespaces().empty()) {
+    return fail(absl::NotFoundError(absl::StrCat(args.subnqn, " has no active namespaces")));
+  }
+  std::vector<DeviceInfo> out;
+  for (const auto& ns : conn->ctrl->namespaces()) {
+    auto dev = CreateDevice(conn, ns);
+    if (!dev.ok()) return fail(dev.status());
+    conn->devices.push_back(std::move(*dev));
+    out.push_back(InfoOf(*conn, *conn->devices.back()));
+  }
+  Persist();
+  return out;
+}
+
+absl::StatusOr<std::vector<DeviceInfo>> Daemon::Disconnect(const std::string& subnqn,
+                                                           const std::string& device) {
+  std::lock_guard<std::mutex> ops(ops_mu_);
+  std::vector<DeviceInfo> removed;
+  std::vector<std::shared_ptr<Conn>> targets;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& c : conns_) {
+      if (!subnqn.empty() && c->args.subnqn == subnqn) targets.push_back(c);
+      if (!device.empty()) {
+        for (auto& d : c->devices) {
+          if (d->dev && d->dev->block_path() == device) targets.push_back(c);
+        }
+      }
+    }
+  }
+  if (targets.empty()) {
+    return absl::NotFoundError(subnqn.empty() ? absl::StrCat(device, " is not an nvmf-ublk device")
+                                              : absl::StrCat("no connection to ", subnqn));
+  }
+  for (const auto& cp : targets) {
+    Conn* c = cp.get();
+    for (auto it = c->devices.begin(); it != c->devices.end();) {
+      Device* d = it->get();
+      if (!device.empty() && (!d->dev || d->dev->block_path() != device)) {
+        ++it;
+        continue;
+      }
+      removed.push_back(InfoOf(*c, *d));
+      StopDevice(d);
+      it = c->devices.erase(it);
+    }
+    if (c->devices.empty()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        c->cancelled = true;
+        cv_.notify_all();
+      }
+      // Devices still waiting for recovery go too: the kernel fails their queued I/O.
+      if (auto ctl = UblkControl(); ctl.ok()) {
+        for (const auto& p : c->pending) {
+          (*ctl)->StopDevice(static_cast<uint32_t>(p.dev_id)).IgnoreError();
+          (*ctl)->DeleteDevice(static_cast<uint32_t>(p.dev_id)).IgnoreError();
+        }
+      }
+      c->pending.clear();
+      DestroyController(c);
+      RemoveConn(c);
+    }
+  }
+  Persist();
+  return removed;
+}
+
+std::vector<ControllerSummary> Daemon::List() {
+  std::vector<ControllerSummary> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& c : conns_) {
+    ControllerSummary s;
+    s.name = c->ctrl ? c->ctrl->name() : c->args.traddr;
+    s.subnqn = c->args.subnqn;
+    s.traddr = c->args.traddr;
+    s.trsvcid = c->args.trsvcid;
+    s.state = io::Controller::ToString(c->state);
+    if (c->ctrl) {
+      s.reconnects = c->ctrl->reconnects();
+      s.cntlid = c->ctrl->cntlid();
+    }
+    for (const auto& d : c->devices) s.devices.push_back(InfoOf(*c, *d));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+json Daemon::Handle(const json& req) {
+  const std::string cmd = req.value("cmd", std::string());
+  auto devices_reply = [](const absl::StatusOr<std::vector<DeviceInfo>>& r) {
+    if (!r.ok()) return control::ErrorReply(r.status());
+    json devs = json::array();
+    for (const auto& d : *r) devs.push_back(control::ToJson(d));
+    return json{{"ok", true}, {"devices", devs}};
+  };
+  if (cmd == "connect") {
+    auto args = control::ConnectArgsFromJson(req);
+    if (!args.ok()) return control::ErrorReply(args.status());
+    return devices_reply(Connect(*args));
+  }
+  if (cmd == "disconnect") {
+    const std::string nqn = req.value("subnqn", std::string());
+    const std::string dev = req.value("device", std::string());
+    if (nqn.empty() == dev.empty()) {
+      return control::ErrorReply(absl::InvalidArgumentError("disconnect needs subnqn or device"));
+    }
+    return devices_reply(Disconnect(nqn, dev));
+  }
+  if (cmd == "list") {
+    json ctrls = json::array();
+    for (const auto& c : List()) ctrls.push_back(control::ToJson(c));
+    return json{{"ok", true}, {"controllers", ctrls}};
+  }
+  return control::ErrorReply(absl::InvalidArgumentError(absl::StrCat("unknown command '", cmd, "'")));
+}
+
+void Daemon::StartRecovery() {
+  auto state = LoadState(state_path());
+  if (!state.ok()) {
+    NLOG(ERROR) << "state file: " << state.status() << "; not recovering any device";
+    return;
+  }
+  for (auto& rec : state->connections) {
+    NLOG(INFO) << "recovering " << rec.args.subnqn << " at " << rec.args.traddr << ":"
+               << rec.args.trsvcid << " (" << rec.devices.size() << " device(s))";
+    recovery_threads_.emplace_back([this, rec] { RecoverConnection(rec); });
+  }
+}
+
+void Daemon::RecoverConnection(ConnectionRecord record) {
+  auto owned = std::make_shared<Conn>();  // kept alive here even if a disconnect removes it
+  Conn* conn = owned.get();
+  conn->args = record.args;
+  conn->pending = record.devices;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    conns_.push_back(owned);
+  }
+  absl::Status live;
+  {
+    std::lock_guard<std::mutex> ops(ops_mu_);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (conn->cancelled) return;
+    }
+    live = StartController(conn, /*retry_initial=*/true);
+  }
+  if (live.ok()) live = WaitLive(conn);  // bounded by ctrl_loss_tmo
+  std::lock_guard<std::mutex> ops(ops_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (conn->cancelled) {
+      // Disconnected or shutting down meanwhile: whoever cancelled removed the devices.
+      DestroyController(conn);
+      return;
+    }
+  }
+  auto ctl = UblkControl();
+  for (const DeviceRecord& rec : record.devices) {
+    const uint32_t dev_id = static_cast<uint32_t>(rec.dev_id);
+    absl::Status s = live;
+    if (!ctl.ok()) s = ctl.status();
+    const io::NamespaceEntry* ns = nullptr;
+    if (s.ok()) {
+      for (const auto& e : conn->ctrl->namespaces()) {
+        if (e.nsid == rec.nsid) ns = &e;
+      }
+      if (ns == nullptr) {
+        s = absl::NotFoundError(absl::StrCat("namespace ", rec.nsid, " is gone"));
+      } else if (!rec.stable_id.empty() && ns->ids.StableId() != rec.stable_id) {
+        s = absl::FailedPreconditionError(absl::StrCat("namespace ", rec.nsid, " is now ",
+                                                       ns->ids.StableId(), ", was ", rec.stable_id));
+      }
+    }
+    if (s.ok()) {
+      auto dev = std::make_unique<Device>();
+      dev->nsid = rec.nsid;
+      dev->stable_id = rec.stable_id;
+      auto info = (*ctl)->GetDeviceInfo(dev_id);
+      if (!info.ok()) s = info.status();
+      if (s.ok()) {
+        const uint16_t nq = info->nr_hw_queues;
+        dev->path = std::make_unique<multipath::ControllerPath>(conn->ctrl.get(), rec.nsid);
+        dev->head = std::make_unique<multipath::NamespaceHead>(
+            absl::StrCat(conn->ctrl->name(), "/ns", rec.nsid),
+            std::vector<multipath::Path*>{dev->path.get()}, ns->info.lba_bytes, nq,
+            info->queue_depth);
+        ublk::DeviceOptions dopt;
+        const std::vector<io::Reactor*> reactors = engine_->io_reactors();
+        auto recovered =
+            ublk::UblkDevice::Recover(*ctl, dev_id, dopt, reactors, dev->head.get());
+        if (recovered.ok()) {
+          dev->dev = std::move(*recovered);
+          NLOG(INFO) << dev->dev->block_path() << ": recovered (" << rec.stable_id << ")";
+          conn->devices.push_back(std::move(dev));
+        } else {
+          s = recovered.status();
+        }
+      }
+    }
+    if (!s.ok()) {
+      // Never leave a device whose I/O waits forever: remove it (queued I/O fails).
+      NLOG(ERROR) << "/dev/ublkb" << dev_id << ": cannot recover: " << s << "; removing it";
+      if (ctl.ok()) {
+        (*ctl)->StopDevice(dev_id).IgnoreError();
+        (*ctl)->DeleteDevice(dev_id).IgnoreError();
+      }
+    }
+  }
+  conn->pending.clear();
+  if (conn->devices.empty()) {
+    DestroyController(conn);
+    RemoveConn(conn);
+  }
+  Persist();
+}
+
+void Daemon::Shutdown() {
+  std::vector<std::shared_ptr<Conn>> conns;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (shutting_down_) return;
+    shutting_down_ = true;
+    for (auto& c : conns_) c->cancelled = true;  // recovery threads give up after their wait
+    conns = conns_;
+    cv_.notify_all();
+  }
+  {
+    std::lock_guard<std::mutex> ops(ops_mu_);
+    // Devices first (their I/O drains while the controllers are still up), then CC.SHN.
+    for (auto& c : conns) {
+      for (auto& d : c->devices) StopDevice(d.get());
+      c->devices.clear();
+    }
+    for (auto& c : conns) DestroyController(c.get());
+  }
+  for (auto& t : recovery_threads_) {
+    if (t.joinable()) t.join();
+  }
+  recovery_threads_.clear();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    conns_.clear();
+  }
+  SaveState(state_path(), State{}).IgnoreError();
+}
+
+}  // namespace nvmf_ublk::daemon

@@ -1,0 +1,78 @@
+#include "daemon/state_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "base/status.h"
+#include "control/protocol.h"
+
+namespace nvmf_ublk::daemon {
+
+using nlohmann::json;
+
+absl::StatusOr<State> LoadState(const std::string& path) {
+  State state;
+  std::ifstream in(path);
+  if (!in) {
+    if (errno == ENOENT) return state;
+    return ErrnoToStatus(errno, absl::StrCat("open ", path));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  json j = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::DataLossError(absl::StrCat(path, " is not valid JSON"));
+  }
+  auto conns = j.find("connections");
+  if (conns == j.end() || !conns->is_array()) return state;
+  for (const auto& c : *conns) {
+    if (!c.is_object() || !c.contains("args")) continue;
+    auto args = control::ConnectArgsFromJson(c["args"]);
+    if (!args.ok()) {
+      return absl::DataLossError(absl::StrCat(path, ": ", args.status().message()));
+    }
+    ConnectionRecord rec{*args, {}};
+    if (auto devs = c.find("devices"); devs != c.end() && devs->is_array()) {
+      for (const auto& d : *devs) {
+        rec.devices.push_back(DeviceRecord{d.value("nsid", 0u), d.value("dev_id", -1),
+                                           d.value("stable_id", std::string())});
+      }
+    }
+    state.connections.push_back(std::move(rec));
+  }
+  return state;
+}
+
+absl::Status SaveState(const std::string& path, const State& state) {
+  json conns = json::array();
+  for (const auto& c : state.connections) {
+    json devs = json::array();
+    for (const auto& d : c.devices) {
+      devs.push_back({{"nsid", d.nsid}, {"dev_id", d.dev_id}, {"stable_id", d.stable_id}});
+    }
+    conns.push_back({{"args", control::ToJson(c.args)}, {"devices", devs}});
+  }
+  const std::string text = json{{"version", 1}, {"connections", conns}}.dump(2) + "\n";
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create ", tmp));
+  const ssize_t n = ::write(fd, text.data(), text.size());
+  const int werr = errno;
+  if (n != static_cast<ssize_t>(text.size()) || ::fsync(fd) != 0) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return ErrnoToStatus(n < 0 ? werr : EIO, absl::StrCat("write ", tmp));
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    return ErrnoToStatus(errno, absl::StrCat("rename ", tmp, " to ", path));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace nvmf_ublk::daemon

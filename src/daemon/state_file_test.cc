@@ -1,0 +1,59 @@
+#include "daemon/state_file.h"
+
+#include <unistd.h>
+
+#include <fstream>
+
+#include "base/testing/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace nvmf_ublk::daemon {
+namespace {
+
+using ::nvmf_ublk::testing::IsOk;
+using ::nvmf_ublk::testing::StatusIs;
+
+std::string TempPath() { return "/tmp/nvmf-ublk-state-test-" + std::to_string(getpid()) + ".json"; }
+
+TEST(StateFile, MissingFileIsEmptyState) {
+  ASSERT_OK_AND_ASSIGN(State s, LoadState("/tmp/nvmf-ublk-no-such-state.json"));
+  EXPECT_TRUE(s.connections.empty());
+}
+
+TEST(StateFile, RoundTrip) {
+  const std::string path = TempPath();
+  State s;
+  ConnectionRecord c;
+  c.args.traddr = "10.1.2.3";
+  c.args.subnqn = "nqn.2026-01.io.test:s";
+  c.args.hostnqn = "nqn.2026-01.io.test:h";
+  c.args.hostid = "12345678-1234-1234-1234-123456789abc";
+  c.args.ctrl_loss_tmo = -1;
+  c.devices.push_back(DeviceRecord{1, 3, "nguid.0011"});
+  c.devices.push_back(DeviceRecord{2, 4, ""});
+  s.connections.push_back(c);
+  ASSERT_THAT(SaveState(path, s), IsOk());
+  ASSERT_OK_AND_ASSIGN(State back, LoadState(path));
+  ASSERT_EQ(back.connections.size(), 1u);
+  EXPECT_EQ(back.connections[0].args.traddr, "10.1.2.3");
+  EXPECT_EQ(back.connections[0].args.hostid, "12345678-1234-1234-1234-123456789abc");
+  EXPECT_EQ(back.connections[0].args.ctrl_loss_tmo, -1);
+  ASSERT_EQ(back.connections[0].devices.size(), 2u);
+  EXPECT_EQ(back.connections[0].devices[0].dev_id, 3);
+  EXPECT_EQ(back.connections[0].devices[0].stable_id, "nguid.0011");
+  EXPECT_EQ(access((path + ".tmp").c_str(), F_OK), -1);  // no temporary left behind
+  unlink(path.c_str());
+}
+
+TEST(StateFile, CorruptFileIsDataLoss) {
+  const std::string path = TempPath();
+  std::ofstream(path) << "{ half";
+  EXPECT_THAT(LoadState(path), StatusIs(absl::StatusCode::kDataLoss));
+  std::ofstream(path) << R"({"connections":[{"args":{"transport":"rdma"}}]})";
+  EXPECT_THAT(LoadState(path), StatusIs(absl::StatusCode::kDataLoss));
+  unlink(path.c_str());
+}
+
+}  // namespace
+}  // namespace nvmf_ublk::daemon

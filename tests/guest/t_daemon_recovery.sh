@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# t_daemon_recovery: kill -9 of nvmf-ublkd in the middle of verified fio on a mounted ext4; a new
+# daemon finds the device in its state file, reconnects and recovers it (UBLK_F_USER_RECOVERY +
+# REISSUE): the filesystem stays mounted, fio finishes with zero errors.
+source "${NVMF_UBLK_GUEST_LIB:-$(dirname "${BASH_SOURCE[0]}")/lib}/common.sh"
+require_cmd fio mkfs.ext4 mountpoint
+D=$NVMF_UBLK_BUILD_DIR/src/daemon/nvmf-ublkd
+C=$NVMF_UBLK_BUILD_DIR/src/cli/nvmf-ublk
+require_bin "$D" "$C"
+
+NQN=nqn.2026-01.io.nvmf-ublk:recovery
+STATE=/run/nvmf-ublk-test
+SOCK=$STATE/control.sock
+nvmet_brd_load 1 192
+nvmet_target_up "$NQN" 4420 /dev/ram0
+on_exit nvmet_teardown
+
+start_daemon() {
+  "$D" --state-dir "$STATE" --reactors 2 --log-level info >>"$NVMF_UBLK_GUEST_OUT/nvmf-ublkd.log" 2>&1 &
+  DPID=$!
+  wait_for 20 "control socket" bash -c "$C --socket $SOCK list >/dev/null 2>&1"
+}
+start_daemon
+on_exit sh -c 'kill $(pgrep -f nvmf-ublkd) 2>/dev/null; sleep 2; kill -9 $(pgrep -f nvmf-ublkd) 2>/dev/null; true'
+
+dev=$("$C" --socket "$SOCK" connect -t tcp -a 127.0.0.1 -s 4420 -n "$NQN" --ctrl-loss-tmo 60 --reconnect-delay 1)
+log "device $dev"
+wait_for 10 "$dev" test -b "$dev"
+mkfs.ext4 -q -F "$dev"
+M=/mnt/recovery
+mkdir -p $M
+mount "$dev" $M
+on_exit sh -c "umount -l $M 2>/dev/null; true"
+
+log "fio on ext4 (randwrite 4k-128k, iodepth 32, crc32c verify) for 30 s"
+fio --name=recovery --directory=$M --size=96m --rw=randwrite --bsrange=4k-128k --iodepth=32 \
+  --ioengine=io_uring --direct=1 --time_based --runtime=30 --verify=crc32c --verify_backlog=64 \
+  --verify_fatal=1 --output-format=terse --terse-version=3 >"$NVMF_UBLK_GUEST_OUT/fio-recovery.terse" 2>&1 &
+FIO=$!
+sleep 8
+kill -0 $FIO || fail "fio ended early: $(tail -3 "$NVMF_UBLK_GUEST_OUT/fio-recovery.terse")"
+log "kill -9 nvmf-ublkd ($DPID) under load"
+kill -9 "$DPID"
+wait "$DPID" 2>/dev/null || true
+sleep 2
+mountpoint -q $M || fail "filesystem unmounted after the daemon died"
+log "restart"
+start_daemon
+wait_for 60 "device recovered" bash -c "$C --socket $SOCK list | grep -q live"
+"$C" --socket "$SOCK" list
+rc=0
+wait $FIO || rc=$?
+terse=$(grep -a '^3;' "$NVMF_UBLK_GUEST_OUT/fio-recovery.terse" | tail -n1)
+[[ -n $terse ]] || fail "fio (rc $rc) left no report: $(tail -n 5 "$NVMF_UBLK_GUEST_OUT/fio-recovery.terse")"
+expect_eq "$(cut -d';' -f5 <<<"$terse")" 0 "fio error (errno) after recovery"
+((rc == 0)) || fail "fio exited $rc"
+mountpoint -q $M || fail "filesystem unmounted"
+log "fio wrote $(cut -d';' -f47 <<<"$terse") KiB with zero errors across the restart"
+umount $M
+"$C" --socket "$SOCK" disconnect -n "$NQN"
+log "ok"
