@@ -7,7 +7,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "base/log.h"
@@ -16,9 +20,11 @@
 
 namespace {
 
-// The daemon must never wait on a filesystem that lives on one of its own devices (a sync or an
-// unmount that needs the daemon to make progress would deadlock): give it a private mount
-// namespace, so mounts of /dev/ublkbN made elsewhere never propagate into it.
+// The daemon must never hold or wait on a filesystem that lives on one of its own devices: a sync
+// or unmount needing the daemon would deadlock, and a copy of such a mount in the daemon's namespace
+// would keep the device open after the user unmounted it (so it could never be deleted). So the
+// daemon gets a private mount namespace (later mounts do not propagate into it), and the copies of
+// ublk-backed mounts it inherited (a restart while filesystems are mounted) are detached in it.
 void PrivateMountNamespace() {
   if (::unshare(CLONE_NEWNS) != 0) {
     NLOG(WARNING) << "unshare(CLONE_NEWNS): " << strerror(errno)
@@ -27,6 +33,24 @@ void PrivateMountNamespace() {
   }
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
     NLOG(WARNING) << "making / private: " << strerror(errno);
+  }
+  // /proc/self/mountinfo: "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS...] - FSTYPE SOURCE ...".
+  std::ifstream info("/proc/self/mountinfo");
+  std::vector<std::string> ublk_mounts;
+  for (std::string line; std::getline(info, line);) {
+    std::istringstream in(line);
+    std::string id, parent, dev, root, mountpoint, field;
+    in >> id >> parent >> dev >> root >> mountpoint;
+    while (in >> field && field != "-") {
+    }
+    std::string fstype, source;
+    in >> fstype >> source;
+    if (source.rfind("/dev/ublkb", 0) == 0) ublk_mounts.push_back(mountpoint);
+  }
+  for (auto it = ublk_mounts.rbegin(); it != ublk_mounts.rend(); ++it) {
+    if (::umount2(it->c_str(), MNT_DETACH) != 0) {
+      NLOG(WARNING) << "detaching " << *it << " in the daemon's namespace: " << strerror(errno);
+    }
   }
 }
 

@@ -21,7 +21,7 @@ start_daemon() {
   wait_for 20 "control socket" bash -c "$C --socket $SOCK list >/dev/null 2>&1"
 }
 start_daemon
-on_exit sh -c 'kill $(pgrep -f nvmf-ublkd) 2>/dev/null; sleep 2; kill -9 $(pgrep -f nvmf-ublkd) 2>/dev/null; true'
+on_exit sh -c "pkill -TERM -x nvmf-ublkd; sleep 2; pkill -KILL -x nvmf-ublkd; true"
 
 dev=$("$C" --socket "$SOCK" connect -t tcp -a 127.0.0.1 -s 4420 -n "$NQN" --ctrl-loss-tmo 60 --reconnect-delay 1)
 log "device $dev"
@@ -58,4 +58,5 @@ mountpoint -q $M || fail "filesystem unmounted"
 log "fio wrote $(cut -d';' -f47 <<<"$terse") KiB with zero errors across the restart"
 umount $M
 "$C" --socket "$SOCK" disconnect -n "$NQN"
+wait_for 20 "$dev to be removed" bash -c "[[ ! -b $dev ]]"
 log "ok"
