@@ -57,8 +57,14 @@ expect_eq "$(blockdev --getss "$d2")" 4096 "logical block size of $d2"
 "$C" --socket "$SOCK" list
 "$C" --socket "$SOCK" list -o json | grep -q "\"path\": \"$d1\"" || fail "list lacks $d1"
 
-log "fio verify on the 4 KiB device"
-fio_verify "$d2" --size=32m --bsrange=4k-128k --iodepth=32
+log "fio: random writes 4k-128k, iodepth 32, 30 s, crc32c verify, on the 4 KiB device"
+fio --name=verify30 --filename="$d2" --rw=randwrite --bsrange=4k-128k --iodepth=32 \
+  --ioengine=io_uring --direct=1 --size=64m --time_based --runtime=30 --verify=crc32c \
+  --verify_backlog=64 --verify_fatal=1 --output-format=terse --terse-version=3 \
+  >"$NVMF_UBLK_GUEST_OUT/fio-verify30.terse" || fail "fio verify on $d2 failed"
+terse=$(grep -a '^3;' "$NVMF_UBLK_GUEST_OUT/fio-verify30.terse" | tail -n1)
+expect_eq "$(cut -d';' -f5 <<<"$terse")" 0 "fio error (errno)"
+log "fio: $(cut -d';' -f47 <<<"$terse") KiB written and verified"
 
 log "ext4: 220 MiB of files, sync, unmount, remount, checksums"
 mkfs.ext4 -q -F "$d1"
