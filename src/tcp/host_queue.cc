@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/log.h"
 #include "nvme/status.h"
@@ -478,7 +479,30 @@ void HostQueue::Finish(uint16_t index) {
 void HostQueue::OnConnectDone(const nvme::Cqe& cqe) {
   const nvme::CompletionStatus status{static_cast<uint16_t>(cqe.status.get() >> 1)};
   if (!status.ok()) {
-    Fail(nvme::ToStatus(status, "Connect"));
+    absl::Status s = nvme::ToStatus(status, "Connect");
+    // Connect Invalid Parameters names the culprit in DW0 (NVMe-oF 1.1 Figure 24): bits 31:16 set
+    // = a Connect data field (IATTR), bits 15:0 = its byte offset (IPO).
+    const uint32_t dw0 = cqe.dw0.get();
+    const char* hint = nullptr;
+    if (status.sct() == nvme::kSctCommandSpecific &&
+        status.sc() == nvme::kScConnectInvalidParameters && (dw0 >> 16) != 0) {
+      switch (dw0 & 0xFFFF) {
+        case offsetof(nvme::ConnectData, subnqn):
+          hint = "the target has no subsystem with this NQN (or does not offer it to this host)";
+          break;
+        case offsetof(nvme::ConnectData, hostnqn):
+          hint = "the target rejects this host NQN";
+          break;
+        case offsetof(nvme::ConnectData, cntlid):
+          hint = "the target rejects the controller ID";
+          break;
+        case offsetof(nvme::ConnectData, hostid):
+          hint = "the target rejects this host ID";
+          break;
+      }
+    }
+    if (hint != nullptr) s = absl::Status(s.code(), absl::StrCat(hint, ": ", s.message()));
+    Fail(s);
     return;
   }
   const nvme::ConnectResult result = nvme::ParseConnectResult(cqe);

@@ -217,6 +217,23 @@ TEST_F(HostQueueTest, ConnectRejectedIsAClearErrorWithoutTermReq) {
   EXPECT_FALSE(ctrl.termreq.has_value());
 }
 
+TEST_F(HostQueueTest, ConnectInvalidParametersNamesTheField) {
+  HostQueue q(Opts(), &obs);
+  ASSERT_THAT(q.Start(), IsOk());
+  ctrl.Pump(q);
+  ctrl.IcResp();
+  ctrl.Deliver(q);
+  ctrl.Pump(q);
+  // IATTR = 1 (Connect data), IPO = 256 (SUBNQN), as nvmet answers an unknown subsystem.
+  ctrl.Resp(ctrl.commands[0].sqe.cid.get(),
+            nvme::MakeStatus(nvme::kSctCommandSpecific, nvme::kScConnectInvalidParameters, true),
+            (1u << 16) | 256);
+  ctrl.Deliver(q);
+  EXPECT_THAT(obs.failure, StatusIs(absl::StatusCode::kInvalidArgument,
+                                    HasSubstr("no subsystem with this NQN")));
+  EXPECT_THAT(obs.failure.message(), HasSubstr("Connect Invalid Parameters"));
+}
+
 TEST_F(HostQueueTest, AuthenticationRequiredIsUnimplemented) {
   HostQueue q(Opts(), &obs);
   ASSERT_THAT(q.Start(), IsOk());
