@@ -24,11 +24,11 @@ struct ConnectArgs {
   std::string traddr;
   std::string trsvcid = "4420";
   std::string subnqn;
-  std::string hostnqn;        // empty: the daemon's /etc/nvme/hostnqn
-  std::string hostid;         // empty: the daemon's /etc/nvme/hostid
+  std::string hostnqn;  // empty: the daemon's /etc/nvme/hostnqn
+  std::string hostid;   // empty: the daemon's /etc/nvme/hostid
   std::string host_traddr;
   std::string host_iface;
-  int nr_io_queues = 0;       // 0: one per reactor
+  int nr_io_queues = 0;  // 0: one per reactor
   int queue_size = 128;
   int keep_alive_tmo = -1;    // seconds; -1: default (5)
   int reconnect_delay = 10;   // seconds
@@ -39,14 +39,14 @@ struct ConnectArgs {
 };
 
 struct DeviceInfo {
-  std::string path;           // /dev/ublkbN
+  std::string path;  // /dev/ublkbN
   int dev_id = -1;
   uint32_t nsid = 0;
   uint64_t size_bytes = 0;
   uint32_t logical_block = 0;
-  std::string stable_id;      // nguid.<hex> / eui.<hex> / uuid.<uuid>
+  std::string stable_id;  // nguid.<hex> / eui.<hex> / uuid.<uuid>
   std::string subnqn;
-  std::string controller;     // controller name
+  std::string controller;  // controller name
 };
 
 struct ControllerSummary {
@@ -54,7 +54,7 @@ struct ControllerSummary {
   std::string subnqn;
   std::string traddr;
   std::string trsvcid;
-  std::string state;          // connecting, live, resetting, deleting, deleted
+  std::string state;  // connecting, live, resetting, deleting, deleted
   uint32_t reconnects = 0;
   uint16_t cntlid = 0;
   std::vector<DeviceInfo> devices;

@@ -1,8 +1,8 @@
 // Little-endian loads and stores, plus Le16/Le32/Le64 wire field types.
 //
 // Wire structures (NVMe SQE/CQE, NVMe/TCP PDUs) are declared as plain data built from these types:
-// byte arrays with alignment 1, so a struct's layout is exactly the spec's, `offsetof` is checkable,
-// and every access goes through an explicit little-endian conversion.
+// byte arrays with alignment 1, so a struct's layout is exactly the spec's, `offsetof` is
+// checkable, and every access goes through an explicit little-endian conversion.
 #ifndef NVMF_UBLK_BASE_ENDIAN_H_
 #define NVMF_UBLK_BASE_ENDIAN_H_
 

@@ -2,9 +2,9 @@
 //
 //   NLOG(INFO) << "controller " << name << " live";
 //
-// Lines go to stderr as "I1125 17:05:03.123456 file.cc:42] text". Under systemd (JOURNAL_STREAM set)
-// the timestamp is dropped and a "<N>" syslog priority prefix is written instead, so journald keeps
-// the level. NLOG(FATAL) aborts after writing. Tests can capture lines with ScopedLogSink.
+// Lines go to stderr as "I1125 17:05:03.123456 file.cc:42] text". Under systemd (JOURNAL_STREAM
+// set) the timestamp is dropped and a "<N>" syslog priority prefix is written instead, so journald
+// keeps the level. NLOG(FATAL) aborts after writing. Tests can capture lines with ScopedLogSink.
 #ifndef NVMF_UBLK_BASE_LOG_H_
 #define NVMF_UBLK_BASE_LOG_H_
 
@@ -64,19 +64,18 @@ struct Voidify {
 
 }  // namespace nvmf_ublk
 
-#define NLOG(severity)                                                                   \
-  !::nvmf_ublk::LogEnabled(::nvmf_ublk::log_internal::severity)                          \
-      ? (void)0                                                                          \
-      : ::nvmf_ublk::log_internal::Voidify() &                                           \
+#define NLOG(severity)                                                                       \
+  !::nvmf_ublk::LogEnabled(::nvmf_ublk::log_internal::severity)                              \
+      ? (void)0                                                                              \
+      : ::nvmf_ublk::log_internal::Voidify() &                                               \
             ::nvmf_ublk::LogMessage(::nvmf_ublk::log_internal::severity, __FILE__, __LINE__) \
                 .stream()
 
 // Checks an invariant whose failure means a bug in this program (never bad input): logs and aborts.
-#define NCHECK(cond)                                                                        \
-  (cond) ? (void)0                                                                          \
-         : ::nvmf_ublk::log_internal::Voidify() &                                           \
-               ::nvmf_ublk::LogMessage(::nvmf_ublk::LogLevel::kFatal, __FILE__, __LINE__)   \
-                       .stream()                                                            \
+#define NCHECK(cond)                                                                               \
+  (cond) ? (void)0                                                                                 \
+         : ::nvmf_ublk::log_internal::Voidify() &                                                  \
+               ::nvmf_ublk::LogMessage(::nvmf_ublk::LogLevel::kFatal, __FILE__, __LINE__).stream() \
                    << "check failed: " #cond " "
 
 #endif  // NVMF_UBLK_BASE_LOG_H_

@@ -2,7 +2,6 @@
 
 #include <cerrno>
 #include <cstring>
-
 #include <string>
 
 namespace nvmf_ublk {
@@ -86,7 +85,8 @@ int StatusToErrno(const absl::Status& status) {
     case absl::StatusCode::kCancelled:
       return -ECANCELED;
     case absl::StatusCode::kFailedPrecondition:
-      return -EROFS;  // Write protection, reservation conflicts: the block layer's "not now, not here".
+      return -EROFS;  // Write protection, reservation conflicts: the block layer's "not now, not
+                      // here".
     default:
       return -EIO;  // kUnavailable, kDataLoss, kInternal, kAborted, kUnknown.
   }

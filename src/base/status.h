@@ -15,7 +15,8 @@ namespace nvmf_ublk {
 
 // Builds a Status from an errno value (positive or negative) with `context` in front of
 // strerror's text: "connect 10.0.0.1:4420: Connection refused". The code follows the errno:
-// ECONNREFUSED/ETIMEDOUT/... -> kUnavailable, EINVAL -> kInvalidArgument, EACCES -> kPermissionDenied.
+// ECONNREFUSED/ETIMEDOUT/... -> kUnavailable, EINVAL -> kInvalidArgument, EACCES ->
+// kPermissionDenied.
 absl::Status ErrnoToStatus(int err, std::string_view context);
 
 // Negative errno that best represents `status` on the hot path (ublk results, io_uring).
@@ -36,10 +37,10 @@ absl::Status AsStatus(const absl::StatusOr<T>& s) {
 #define NVMF_STATUS_CONCAT_(a, b) NVMF_STATUS_CONCAT_INNER_(a, b)
 
 // Returns from the current function if `expr` (a Status or StatusOr) is not OK.
-#define RETURN_IF_ERROR(expr)                                                   \
-  do {                                                                          \
-    ::absl::Status nvmf_status_ = ::nvmf_ublk::internal::AsStatus((expr));      \
-    if (!nvmf_status_.ok()) return nvmf_status_;                                \
+#define RETURN_IF_ERROR(expr)                                              \
+  do {                                                                     \
+    ::absl::Status nvmf_status_ = ::nvmf_ublk::internal::AsStatus((expr)); \
+    if (!nvmf_status_.ok()) return nvmf_status_;                           \
   } while (0)
 
 // ASSIGN_OR_RETURN(lhs, expr): evaluates the StatusOr `expr`; returns its status if not OK,

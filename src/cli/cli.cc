@@ -49,9 +49,12 @@ int Fail(std::ostream& err, const absl::Status& s) {
 
 const char* TreqName(uint8_t treq) {
   switch (treq & 0x3) {
-    case 0: return "not specified";
-    case 1: return "required";
-    case 2: return "not required";
+    case 0:
+      return "not specified";
+    case 1:
+      return "required";
+    case 2:
+      return "not required";
   }
   return "reserved";
 }
@@ -73,9 +76,9 @@ int Discover(const Common& o, std::ostream& out, std::ostream& err) {
   opts.kato_s = 0;  // one-shot: no keep-alive
   auto dc = io::SyncController::Connect(engine->get(), opts);
   if (!dc.ok()) {
-    return Fail(err, absl::Status(dc.status().code(),
-                                  absl::StrCat("discover ", o.traddr, ":", opts.trsvcid, ": ",
-                                               dc.status().message())));
+    return Fail(
+        err, absl::Status(dc.status().code(), absl::StrCat("discover ", o.traddr, ":", opts.trsvcid,
+                                                           ": ", dc.status().message())));
   }
   auto log = (*dc)->DiscoveryLog();
   (*dc)->Disconnect();
@@ -141,7 +144,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       ->check(CLI::IsMember({"normal", "json"}));
 
   ConnectArgs ca;
-  CLI::App* connect = app.add_subcommand("connect", "connect a subsystem; one device per namespace");
+  CLI::App* connect =
+      app.add_subcommand("connect", "connect a subsystem; one device per namespace");
   AddTransport(connect, &o);
   connect->add_option("-n,--nqn", ca.subnqn, "subsystem NQN")->required();
   connect->add_option("-i,--nr-io-queues", ca.nr_io_queues, "I/O queues (default: one per core)");
@@ -149,7 +153,9 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   connect->add_option("-k,--keep-alive-tmo", ca.keep_alive_tmo, "keep-alive timeout (s)");
   connect->add_option("-c,--reconnect-delay", ca.reconnect_delay, "reconnect delay (s)")
       ->capture_default_str();
-  connect->add_option("-l,--ctrl-loss-tmo", ca.ctrl_loss_tmo, "controller loss timeout (s, -1: forever)")
+  connect
+      ->add_option("-l,--ctrl-loss-tmo", ca.ctrl_loss_tmo,
+                   "controller loss timeout (s, -1: forever)")
       ->capture_default_str();
   connect->add_option("--fast_io_fail_tmo,--fast-io-fail-tmo", ca.fast_io_fail_tmo,
                       "fail queued I/O after this many seconds (-1: off)");
@@ -159,7 +165,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       ->check(CLI::IsMember({"normal", "json"}));
 
   std::string dis_nqn, dis_dev;
-  CLI::App* disconnect = app.add_subcommand("disconnect", "remove a subsystem's devices or one device");
+  CLI::App* disconnect =
+      app.add_subcommand("disconnect", "remove a subsystem's devices or one device");
   auto* dn = disconnect->add_option("-n,--nqn", dis_nqn, "subsystem NQN");
   auto* dd = disconnect->add_option("-d,--device", dis_dev, "device, e.g. /dev/ublkb0");
   dn->excludes(dd);
@@ -222,8 +229,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       err << "nvmf-ublk: disconnect needs -n NQN or -d DEVICE\n";
       return 2;
     }
-    auto removed = dis_nqn.empty() ? client->DisconnectDevice(dis_dev)
-                                   : client->DisconnectSubsystem(dis_nqn);
+    auto removed =
+        dis_nqn.empty() ? client->DisconnectDevice(dis_dev) : client->DisconnectSubsystem(dis_nqn);
     if (!removed.ok()) return Fail(err, removed.status());
     if (dis_nqn.empty()) {
       out << "disconnected " << dis_dev << "\n";
@@ -242,7 +249,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       return 0;
     }
     out << std::left << std::setw(14) << "Device" << std::setw(6) << "NSID" << std::setw(12)
-        << "Size" << std::setw(7) << "Block" << std::setw(10) << "State" << "Subsystem / Address\n";
+        << "Size" << std::setw(7) << "Block" << std::setw(10) << "State"
+        << "Subsystem / Address\n";
     for (const auto& c : *ctrls) {
       for (const auto& d : c.devices) {
         out << std::left << std::setw(14) << d.path << std::setw(6) << d.nsid << std::setw(12)
@@ -251,8 +259,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       }
       if (c.devices.empty()) {
         out << std::left << std::setw(14) << "-" << std::setw(6) << "-" << std::setw(12) << "-"
-            << std::setw(7) << "-" << std::setw(10) << c.state << c.subnqn << " " << c.traddr
-            << ":" << c.trsvcid << "\n";
+            << std::setw(7) << "-" << std::setw(10) << c.state << c.subnqn << " " << c.traddr << ":"
+            << c.trsvcid << "\n";
       }
     }
     return 0;

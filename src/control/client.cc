@@ -29,9 +29,9 @@ absl::StatusOr<ControlClient> ControlClient::Open(std::string_view socket_path_v
     const int err = errno;
     ::close(fd);
     if (err == ENOENT || err == ECONNREFUSED) {
-      return absl::UnavailableError(absl::StrCat(
-          "nvmf-ublkd is not running (no listener on ", socket_path,
-          "): start it with `systemctl start nvmf-ublkd` or run `nvmf-ublkd`"));
+      return absl::UnavailableError(
+          absl::StrCat("nvmf-ublkd is not running (no listener on ", socket_path,
+                       "): start it with `systemctl start nvmf-ublkd` or run `nvmf-ublkd`"));
     }
     if (err == EACCES || err == EPERM) {
       return absl::PermissionDeniedError(
@@ -113,7 +113,8 @@ absl::StatusOr<std::vector<DeviceInfo>> ControlClient::Connect(const ConnectArgs
   return Devices(reply);
 }
 
-absl::StatusOr<std::vector<DeviceInfo>> ControlClient::DisconnectSubsystem(std::string_view subnqn) {
+absl::StatusOr<std::vector<DeviceInfo>> ControlClient::DisconnectSubsystem(
+    std::string_view subnqn) {
   ASSIGN_OR_RETURN(json reply,
                    Round(this, json{{"cmd", "disconnect"}, {"subnqn", std::string(subnqn)}}));
   return Devices(reply);

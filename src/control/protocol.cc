@@ -26,14 +26,22 @@ absl::Status CheckRange(const char* name, int v, int lo, int hi) {
 }  // namespace
 
 json ToJson(const ConnectArgs& a) {
-  return json{{"transport", a.transport},       {"traddr", a.traddr},
-              {"trsvcid", a.trsvcid},           {"subnqn", a.subnqn},
-              {"hostnqn", a.hostnqn},           {"hostid", a.hostid},
-              {"host_traddr", a.host_traddr},   {"host_iface", a.host_iface},
-              {"nr_io_queues", a.nr_io_queues}, {"queue_size", a.queue_size},
-              {"keep_alive_tmo", a.keep_alive_tmo}, {"reconnect_delay", a.reconnect_delay},
-              {"ctrl_loss_tmo", a.ctrl_loss_tmo}, {"fast_io_fail_tmo", a.fast_io_fail_tmo},
-              {"hdr_digest", a.hdr_digest},     {"data_digest", a.data_digest}};
+  return json{{"transport", a.transport},
+              {"traddr", a.traddr},
+              {"trsvcid", a.trsvcid},
+              {"subnqn", a.subnqn},
+              {"hostnqn", a.hostnqn},
+              {"hostid", a.hostid},
+              {"host_traddr", a.host_traddr},
+              {"host_iface", a.host_iface},
+              {"nr_io_queues", a.nr_io_queues},
+              {"queue_size", a.queue_size},
+              {"keep_alive_tmo", a.keep_alive_tmo},
+              {"reconnect_delay", a.reconnect_delay},
+              {"ctrl_loss_tmo", a.ctrl_loss_tmo},
+              {"fast_io_fail_tmo", a.fast_io_fail_tmo},
+              {"hdr_digest", a.hdr_digest},
+              {"data_digest", a.data_digest}};
 }
 
 absl::StatusOr<ConnectArgs> ConnectArgsFromJson(const json& j) {
@@ -76,10 +84,14 @@ absl::StatusOr<ConnectArgs> ConnectArgsFromJson(const json& j) {
 }
 
 json ToJson(const DeviceInfo& d) {
-  return json{{"path", d.path},         {"dev_id", d.dev_id},
-              {"nsid", d.nsid},         {"size_bytes", d.size_bytes},
-              {"logical_block", d.logical_block}, {"stable_id", d.stable_id},
-              {"subnqn", d.subnqn},     {"controller", d.controller}};
+  return json{{"path", d.path},
+              {"dev_id", d.dev_id},
+              {"nsid", d.nsid},
+              {"size_bytes", d.size_bytes},
+              {"logical_block", d.logical_block},
+              {"stable_id", d.stable_id},
+              {"subnqn", d.subnqn},
+              {"controller", d.controller}};
 }
 
 DeviceInfo DeviceInfoFromJson(const json& j) {
@@ -98,8 +110,8 @@ DeviceInfo DeviceInfoFromJson(const json& j) {
 json ToJson(const ControllerSummary& c) {
   json devices = json::array();
   for (const auto& d : c.devices) devices.push_back(ToJson(d));
-  return json{{"name", c.name},   {"subnqn", c.subnqn},         {"traddr", c.traddr},
-              {"trsvcid", c.trsvcid}, {"state", c.state},       {"reconnects", c.reconnects},
+  return json{{"name", c.name},       {"subnqn", c.subnqn}, {"traddr", c.traddr},
+              {"trsvcid", c.trsvcid}, {"state", c.state},   {"reconnects", c.reconnects},
               {"cntlid", c.cntlid},   {"devices", devices}};
 }
 

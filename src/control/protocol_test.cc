@@ -96,9 +96,10 @@ TEST(ControlClient, RoundTripOverASocket) {
     ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
     std::string req(buf, static_cast<size_t>(n));
     EXPECT_THAT(req, HasSubstr("\"cmd\":\"disconnect\""));
-    std::string reply =
-        R"({"ok":true,"devices":[{"path":"/dev/ublkb0","nsid":1}]})" "\n"
-        R"({"ok":false,"code":"NOT_FOUND","error":"no such device"})" "\n";
+    std::string reply = R"({"ok":true,"devices":[{"path":"/dev/ublkb0","nsid":1}]})"
+                        "\n"
+                        R"({"ok":false,"code":"NOT_FOUND","error":"no such device"})"
+                        "\n";
     ::send(fd, reply.data(), reply.size(), 0);
     n = ::recv(fd, buf, sizeof(buf), 0);
     ::close(fd);

@@ -82,7 +82,8 @@ void ControlServer::AcceptLoop() {
     if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
         (cred.uid != 0 && cred.uid != ::geteuid())) {
       const std::string reply =
-          control::ErrorReply(absl::PermissionDeniedError("nvmf-ublkd accepts requests from root only"))
+          control::ErrorReply(
+              absl::PermissionDeniedError("nvmf-ublkd accepts requests from root only"))
               .dump() +
           "\n";
       ssize_t unused = ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);

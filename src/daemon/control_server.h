@@ -31,7 +31,8 @@ class ControlServer {
   const std::string& path() const { return path_; }
 
  private:
-  ControlServer(std::string path, Handler handler) : path_(std::move(path)), handler_(std::move(handler)) {}
+  ControlServer(std::string path, Handler handler)
+      : path_(std::move(path)), handler_(std::move(handler)) {}
   void AcceptLoop();
   void Serve(int fd);
 

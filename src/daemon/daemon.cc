@@ -46,8 +46,8 @@ Daemon::~Daemon() { Shutdown(); }
 
 void Daemon::RemoveConn(Conn* conn) {
   std::lock_guard<std::mutex> lock(mu_);
-  conns_.erase(std::find_if(conns_.begin(), conns_.end(),
-                            [&](const auto& c) { return c.get() == conn; }));
+  conns_.erase(
+      std::find_if(conns_.begin(), conns_.end(), [&](const auto& c) { return c.get() == conn; }));
 }
 
 absl::StatusOr<ublk::ControlDevice*> Daemon::UblkControl() {
@@ -140,7 +140,7 @@ void Daemon::StopDevice(Device* dev) {
 
 absl::StatusOr<std::unique_ptr<Daemon::Device>> Daemon::CreateDevice(Conn* conn,
                                                                      const io::NamespaceEntry& ns) {
-  ASSIGN_OR_RETURN(ublk::ControlDevice* ctl, UblkControl());
+  ASSIGN_OR_RETURN(ublk::ControlDevice * ctl, UblkControl());
   io::Controller* ctrl = conn->ctrl.get();
   auto dev = std::make_unique<Device>();
   dev->nsid = ns.nsid;
@@ -191,7 +191,8 @@ void Daemon::Persist() {
     ConnectionRecord rec{c->args, {}};
     for (const auto& d : c->devices) {
       if (d->dev) {
-        rec.devices.push_back(DeviceRecord{d->nsid, static_cast<int>(d->dev->dev_id()), d->stable_id});
+        rec.devices.push_back(
+            DeviceRecord{d->nsid, static_cast<int>(d->dev->dev_id()), d->stable_id});
       }
     }
     for (const auto& p : c->pending) rec.devices.push_back(p);
@@ -237,8 +238,8 @@ absl::StatusOr<std::vector<DeviceInfo>> Daemon::Connect(const ConnectArgs& in) {
   absl::Status started = StartController(conn, false);
   if (started.ok()) started = WaitLive(conn);
   if (absl::Status s = started; !s.ok()) {
-    return fail(absl::Status(s.code(), absl::StrCat("connect ", args.traddr, ":", args.trsvcid,
-                                                    " ", args.subnqn, ": ", s.message())));
+    return fail(absl::Status(s.code(), absl::StrCat("connect ", args.traddr, ":", args.trsvcid, " ",
+                                                    args.subnqn, ": ", s.message())));
   }
   if (conn->ctrl->namespaces().empty()) {
     return fail(absl::NotFoundError(absl::StrCat(args.subnqn, " has no active namespaces")));
@@ -354,7 +355,8 @@ json Daemon::Handle(const json& req) {
     for (const auto& c : List()) ctrls.push_back(control::ToJson(c));
     return json{{"ok", true}, {"controllers", ctrls}};
   }
-  return control::ErrorReply(absl::InvalidArgumentError(absl::StrCat("unknown command '", cmd, "'")));
+  return control::ErrorReply(
+      absl::InvalidArgumentError(absl::StrCat("unknown command '", cmd, "'")));
 }
 
 void Daemon::StartRecovery() {
@@ -411,8 +413,8 @@ void Daemon::RecoverConnection(ConnectionRecord record) {
       if (ns == nullptr) {
         s = absl::NotFoundError(absl::StrCat("namespace ", rec.nsid, " is gone"));
       } else if (!rec.stable_id.empty() && ns->ids.StableId() != rec.stable_id) {
-        s = absl::FailedPreconditionError(absl::StrCat("namespace ", rec.nsid, " is now ",
-                                                       ns->ids.StableId(), ", was ", rec.stable_id));
+        s = absl::FailedPreconditionError(absl::StrCat(
+            "namespace ", rec.nsid, " is now ", ns->ids.StableId(), ", was ", rec.stable_id));
       }
     }
     if (s.ok()) {
@@ -430,8 +432,7 @@ void Daemon::RecoverConnection(ConnectionRecord record) {
             info->queue_depth);
         ublk::DeviceOptions dopt;
         const std::vector<io::Reactor*> reactors = engine_->io_reactors();
-        auto recovered =
-            ublk::UblkDevice::Recover(*ctl, dev_id, dopt, reactors, dev->head.get());
+        auto recovered = ublk::UblkDevice::Recover(*ctl, dev_id, dopt, reactors, dev->head.get());
         if (recovered.ok()) {
           dev->dev = std::move(*recovered);
           NLOG(INFO) << dev->dev->block_path() << ": recovered (" << rec.stable_id << ")";

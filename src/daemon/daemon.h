@@ -30,9 +30,9 @@ namespace nvmf_ublk::daemon {
 
 struct DaemonOptions {
   std::string state_dir = "/run/nvmf-ublk";
-  int reactors = 0;                      // 0: online CPUs
-  uint32_t max_io_bytes = 512 * 1024;    // per-tag buffer of each ublk queue
-  uint32_t max_queue_depth = 128;        // ublk tags per queue
+  int reactors = 0;                    // 0: online CPUs
+  uint32_t max_io_bytes = 512 * 1024;  // per-tag buffer of each ublk queue
+  uint32_t max_queue_depth = 128;      // ublk tags per queue
   std::string ublk_control = ublk::kControlPath;
 };
 

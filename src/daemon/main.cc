@@ -21,10 +21,11 @@
 namespace {
 
 // The daemon must never hold or wait on a filesystem that lives on one of its own devices: a sync
-// or unmount needing the daemon would deadlock, and a copy of such a mount in the daemon's namespace
-// would keep the device open after the user unmounted it (so it could never be deleted). So the
-// daemon gets a private mount namespace (later mounts do not propagate into it), and the copies of
-// ublk-backed mounts it inherited (a restart while filesystems are mounted) are detached in it.
+// or unmount needing the daemon would deadlock, and a copy of such a mount in the daemon's
+// namespace would keep the device open after the user unmounted it (so it could never be deleted).
+// So the daemon gets a private mount namespace (later mounts do not propagate into it), and the
+// copies of ublk-backed mounts it inherited (a restart while filesystems are mounted) are detached
+// in it.
 void PrivateMountNamespace() {
   if (::unshare(CLONE_NEWNS) != 0) {
     NLOG(WARNING) << "unshare(CLONE_NEWNS): " << strerror(errno)

@@ -31,7 +31,8 @@ absl::StatusOr<std::vector<DiscoveryLogResult>> DiscoverWithReferrals(
     o.name.clear();
     auto dc = io::SyncController::Connect(engine, o);
     absl::StatusOr<std::vector<nvme::DiscoveryEntry>> log =
-        dc.ok() ? (*dc)->DiscoveryLog() : absl::StatusOr<std::vector<nvme::DiscoveryEntry>>(dc.status());
+        dc.ok() ? (*dc)->DiscoveryLog()
+                : absl::StatusOr<std::vector<nvme::DiscoveryEntry>>(dc.status());
     if (dc.ok()) (*dc)->Disconnect();
     if (!log.ok()) {
       if (cur.depth == 0) return log.status();

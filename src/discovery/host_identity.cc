@@ -37,7 +37,8 @@ absl::StatusOr<std::array<uint8_t, 16>> ParseUuid(std::string_view text) {
   int b = 0;
   for (size_t i = 0; i < t.size();) {
     if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (t[i] != '-') return absl::InvalidArgumentError(absl::StrCat("host ID '", t, "' is not a UUID"));
+      if (t[i] != '-')
+        return absl::InvalidArgumentError(absl::StrCat("host ID '", t, "' is not a UUID"));
       ++i;
       continue;
     }
@@ -64,7 +65,8 @@ std::string FormatUuid(const std::array<uint8_t, 16>& b) {
                          b[12], b[13], b[14], b[15]);
 }
 
-absl::StatusOr<HostIdentity> ResolveHostIdentity(std::string_view hostnqn, std::string_view hostid) {
+absl::StatusOr<HostIdentity> ResolveHostIdentity(std::string_view hostnqn,
+                                                 std::string_view hostid) {
   HostIdentity id;
   id.hostnqn = std::string(hostnqn);
   if (id.hostnqn.empty()) id.hostnqn = Take(nvmf_hostnqn_from_file());
@@ -74,7 +76,8 @@ absl::StatusOr<HostIdentity> ResolveHostIdentity(std::string_view hostnqn, std::
         "no host NQN: pass -q/--hostnqn or create /etc/nvme/hostnqn (nvme gen-hostnqn)");
   }
   if (id.hostnqn.rfind("nqn.", 0) != 0 || id.hostnqn.size() > 223) {
-    return absl::InvalidArgumentError(absl::StrCat("host NQN '", id.hostnqn, "' is not a valid NQN"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("host NQN '", id.hostnqn, "' is not a valid NQN"));
   }
   std::string hid(hostid);
   if (hid.empty()) hid = Take(nvmf_hostid_from_file());

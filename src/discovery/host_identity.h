@@ -16,7 +16,7 @@ namespace nvmf_ublk::discovery {
 
 struct HostIdentity {
   std::string hostnqn;
-  std::string hostid;                // canonical 8-4-4-4-12 text
+  std::string hostid;  // canonical 8-4-4-4-12 text
   std::array<uint8_t, 16> hostid_bytes{};
 };
 

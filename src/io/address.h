@@ -21,8 +21,8 @@ struct SocketAddress {
   std::string ToString() const;
 };
 
-// Resolves `host` (IPv4/IPv6 literal, or a name: resolved with getaddrinfo, which may block, so only
-// call it off the data path) and `port` (decimal, 1..65535; 0 allowed when `allow_any_port`).
+// Resolves `host` (IPv4/IPv6 literal, or a name: resolved with getaddrinfo, which may block, so
+// only call it off the data path) and `port` (decimal, 1..65535; 0 allowed when `allow_any_port`).
 absl::StatusOr<SocketAddress> ResolveAddress(std::string_view host, std::string_view port,
                                              bool allow_any_port = false);
 

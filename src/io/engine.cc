@@ -33,18 +33,19 @@ std::vector<Reactor*> Engine::io_reactors() const {
 }
 
 absl::StatusOr<std::unique_ptr<SyncController>> SyncController::Connect(Engine* engine,
-                                                                       ControllerOptions options) {
+                                                                        ControllerOptions options) {
   std::unique_ptr<SyncController> s(new SyncController(engine));
   SyncController* raw = s.get();
   absl::Status started = Engine::RunOn(engine->control(), [&] {
-    raw->ctrl_ = std::make_unique<Controller>(std::move(options), engine->control(),
-                                              engine->io_reactors(),
-                                              static_cast<ControllerListener*>(raw));
+    raw->ctrl_ =
+        std::make_unique<Controller>(std::move(options), engine->control(), engine->io_reactors(),
+                                     static_cast<ControllerListener*>(raw));
     return raw->ctrl_->Start();
   });
   if (!started.ok()) return started;
   std::unique_lock<std::mutex> lock(s->mu_);
-  s->cv_.wait(lock, [&] { return s->state_ == Controller::kLive || s->state_ == Controller::kDeleted; });
+  s->cv_.wait(lock,
+              [&] { return s->state_ == Controller::kLive || s->state_ == Controller::kDeleted; });
   if (s->state_ == Controller::kDeleted) {
     absl::Status why = s->last_reason_;
     lock.unlock();

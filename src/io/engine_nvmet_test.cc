@@ -142,7 +142,8 @@ TEST_F(EngineNvmetTest, RefusedPortIsAClearError) {
   e.port = "4999";
   auto c = SyncController::Connect(engine_.get(), Opts(e, env_.nqn));
   ASSERT_FALSE(c.ok());
-  EXPECT_THAT(c.status(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("Connection refused")));
+  EXPECT_THAT(c.status(),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("Connection refused")));
 }
 
 }  // namespace

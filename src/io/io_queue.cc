@@ -111,7 +111,7 @@ void IoQueue::Connect(ConnectionOptions options, uint64_t epoch) {
   epoch_ = epoch;
   dead_.reset();
   conn_ = std::make_unique<TcpConnection>(reactor_, std::move(options),
-                                         static_cast<ConnectionObserver*>(this));
+                                          static_cast<ConnectionObserver*>(this));
   conn_->Start();
 }
 
@@ -161,15 +161,15 @@ void IoQueue::Tick() {
     if (!req->abort_requested) {
       req->abort_requested = true;
       ctrl_->PostIoTimeout(qid_, cid,
-                               absl::StrFormat("%s (queue %u, CID 0x%04x) timed out after %.1f s",
-                                               nvme::CommandName(sqe, false), qid_, cid,
-                                               static_cast<double>(age) / 1e9));
+                           absl::StrFormat("%s (queue %u, CID 0x%04x) timed out after %.1f s",
+                                           nvme::CommandName(sqe, false), qid_, cid,
+                                           static_cast<double>(age) / 1e9));
     } else if (age > io_timeout_ns_ + abort_timeout_ns_ && !reset) {
       reset = true;
-      what = absl::StrFormat("%s (queue %u, CID 0x%04x) still outstanding %.1f s after its "
-                             "timeout and Abort",
-                             nvme::CommandName(sqe, false), qid_, cid,
-                             static_cast<double>(age) / 1e9);
+      what = absl::StrFormat(
+          "%s (queue %u, CID 0x%04x) still outstanding %.1f s after its "
+          "timeout and Abort",
+          nvme::CommandName(sqe, false), qid_, cid, static_cast<double>(age) / 1e9);
     }
   });
   if (reset) conn_->Close(absl::DeadlineExceededError(what));

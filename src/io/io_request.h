@@ -21,9 +21,9 @@ struct IoResult {
   uint32_t dw0 = 0;     // CQE DW0
   uint32_t dw1 = 0;     // CQE DW1 (high half of an 8-byte Property Get)
   bool ok() const { return err == 0 && nvme::CompletionStatus{status}.ok(); }
-  // Transport failures fail over (-ECONNABORTED queue torn down, -ENOTCONN controller not connected,
-  // -ETIMEDOUT command timed out, -EBADMSG data digest, -EIO protocol inconsistency); -ENODEV
-  // (controller deleted) and -EINVAL (request does not fit) fail.
+  // Transport failures fail over (-ECONNABORTED queue torn down, -ENOTCONN controller not
+  // connected, -ETIMEDOUT command timed out, -EBADMSG data digest, -EIO protocol inconsistency);
+  // -ENODEV (controller deleted) and -EINVAL (request does not fit) fail.
   nvme::RetryClass retry_class() const;
   absl::Status ToStatus(const char* what) const;
 };

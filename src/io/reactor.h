@@ -3,7 +3,8 @@
 // Contract:
 // - All ring access (GetSqe, Register, timers) happens on the reactor's own thread. Other threads
 //   talk to it only through Post(), which is thread-safe and wakes the loop.
-// - Every SQE carries a typed user_data (handler slot, handler generation, op, tag; DESIGN.md §8.7):
+// - Every SQE carries a typed user_data (handler slot, handler generation, op, tag; DESIGN.md
+// §8.7):
 //   a completion for a handler that has been unregistered (or whose slot was reused) is dropped,
 //   never delivered through a dangling pointer.
 // - One io_uring_submit_and_wait_timeout per loop turn: SQEs prepared while handling a batch of
@@ -61,7 +62,8 @@ struct UserData {
 };
 
 // Something with buffered output to hand to the kernel before the loop sleeps (a connection's send
-// queue). Flush() runs on the reactor thread at the end of the turn in which RequestFlush was called.
+// queue). Flush() runs on the reactor thread at the end of the turn in which RequestFlush was
+// called.
 class Flushable {
  public:
   virtual ~Flushable() = default;
@@ -85,8 +87,8 @@ class Reactor {
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
 
-  // Creates the ring on the calling thread, which becomes the reactor's thread. Run()/RunOnce() must
-  // then be called from this thread only. Idempotent.
+  // Creates the ring on the calling thread, which becomes the reactor's thread. Run()/RunOnce()
+  // must then be called from this thread only. Idempotent.
   absl::Status Init();
 
   // Runs until Stop(). Calls Init() if needed.

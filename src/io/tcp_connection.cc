@@ -21,12 +21,18 @@ constexpr size_t kDirectRecvBytes = 8 * 1024;
 
 const char* TcpConnection::ToString(State s) {
   switch (s) {
-    case State::kIdle: return "idle";
-    case State::kConnecting: return "connecting";
-    case State::kHandshake: return "handshake";
-    case State::kLive: return "live";
-    case State::kClosing: return "closing";
-    case State::kClosed: return "closed";
+    case State::kIdle:
+      return "idle";
+    case State::kConnecting:
+      return "connecting";
+    case State::kHandshake:
+      return "handshake";
+    case State::kLive:
+      return "live";
+    case State::kClosing:
+      return "closing";
+    case State::kClosed:
+      return "closed";
   }
   return "?";
 }
@@ -73,7 +79,8 @@ absl::Status TcpConnection::OpenSocket() {
   }
   if (options_.source) {
     if (::bind(fd_.get(), options_.source->get(), options_.source->len) != 0) {
-      return ErrnoToStatus(errno, absl::StrCat("bind to host address ", options_.source->ToString()));
+      return ErrnoToStatus(errno,
+                           absl::StrCat("bind to host address ", options_.source->ToString()));
     }
   }
   return absl::OkStatus();
@@ -149,8 +156,8 @@ void TcpConnection::ArmRecv() {
 void TcpConnection::OnReceived(int res) {
   if (state_ == State::kClosing || state_ == State::kClosed) return;
   if (res <= 0) {
-    Close(res == 0 ? absl::UnavailableError(absl::StrCat("connection closed by ",
-                                                         options_.target.ToString()))
+    Close(res == 0 ? absl::UnavailableError(
+                         absl::StrCat("connection closed by ", options_.target.ToString()))
                    : ErrnoToStatus(res, absl::StrCat("recv from ", options_.target.ToString())));
     return;
   }

@@ -157,9 +157,9 @@ TEST(TcpConnection, MalformedIcRespGetsTermReqAndDataLoss) {
   peer.join();
   EXPECT_THAT(obs.reason, StatusIs(absl::StatusCode::kDataLoss, HasSubstr("MAXH2CDATA 1000")));
   ASSERT_GE(termreq.size(), 24u);
-  EXPECT_EQ(termreq[0], 0x02);  // H2CTermReq
-  EXPECT_EQ(LoadLe16(termreq.data() + 8), 0x06);   // FES Unsupported Parameter
-  EXPECT_EQ(LoadLe32(termreq.data() + 10), 12u);   // FEI: MAXH2CDATA offset
+  EXPECT_EQ(termreq[0], 0x02);                    // H2CTermReq
+  EXPECT_EQ(LoadLe16(termreq.data() + 8), 0x06);  // FES Unsupported Parameter
+  EXPECT_EQ(LoadLe32(termreq.data() + 10), 12u);  // FEI: MAXH2CDATA offset
 }
 
 TEST(TcpConnection, SubmitBeforeLiveIsRefused) {

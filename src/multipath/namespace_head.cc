@@ -11,7 +11,7 @@ namespace {
 
 constexpr uint32_t kMaxFailovers = 64;  // a path that keeps failing the same command
 constexpr uint32_t kMaxRetries = 5;
-constexpr uint32_t kMaxNlb = 65536;     // NLB is a 16-bit 0-based field
+constexpr uint32_t kMaxNlb = 65536;  // NLB is a 16-bit 0-based field
 
 uint32_t PowerOfTwoFloor(uint64_t v) {
   uint32_t p = 1;
@@ -177,7 +177,7 @@ void NamespaceHead::OnDone(Tag* t, const io::IoResult& r) {
                 << t->io->len_bytes << ")";
   // The one place an I/O failure becomes the errno the block layer sees.
   Finish(t, r.err == -EBADMSG || r.err == -ECONNABORTED || r.err == -ENOTCONN ? -EIO
-                                                                             : StatusToErrno(s));
+                                                                              : StatusToErrno(s));
 }
 
 void NamespaceHead::Finish(Tag* t, int result) {

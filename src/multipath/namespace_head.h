@@ -64,7 +64,7 @@ class NamespaceHead final : public ublk::BlockBackend {
   uint32_t lba_bytes_;
   uint32_t depth_;
   std::vector<std::vector<std::unique_ptr<Tag>>> tags_;  // [queue][tag]
-  std::vector<uint32_t> rr_;                              // per queue round-robin cursor
+  std::vector<uint32_t> rr_;                             // per queue round-robin cursor
   HeadStats stats_;
 };
 

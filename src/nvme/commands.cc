@@ -53,34 +53,53 @@ DataDirection DirectionOf(const Sqe& sqe) {
 const char* CommandName(const Sqe& sqe, bool admin_queue) {
   if (sqe.opcode == kFabricsOpcode) {
     switch (static_cast<FabricsType>(AsFabrics(sqe)->fctype)) {
-      case FabricsType::kPropertySet: return "Property Set";
-      case FabricsType::kConnect: return "Connect";
-      case FabricsType::kPropertyGet: return "Property Get";
-      case FabricsType::kAuthSend: return "Authentication Send";
-      case FabricsType::kAuthReceive: return "Authentication Receive";
-      case FabricsType::kDisconnect: return "Disconnect";
+      case FabricsType::kPropertySet:
+        return "Property Set";
+      case FabricsType::kConnect:
+        return "Connect";
+      case FabricsType::kPropertyGet:
+        return "Property Get";
+      case FabricsType::kAuthSend:
+        return "Authentication Send";
+      case FabricsType::kAuthReceive:
+        return "Authentication Receive";
+      case FabricsType::kDisconnect:
+        return "Disconnect";
     }
     return "Fabrics";
   }
   if (!admin_queue) {
     switch (static_cast<IoOpcode>(sqe.opcode)) {
-      case IoOpcode::kFlush: return "Flush";
-      case IoOpcode::kWrite: return "Write";
-      case IoOpcode::kRead: return "Read";
-      case IoOpcode::kWriteZeroes: return "Write Zeroes";
-      case IoOpcode::kDatasetManagement: return "Dataset Management";
+      case IoOpcode::kFlush:
+        return "Flush";
+      case IoOpcode::kWrite:
+        return "Write";
+      case IoOpcode::kRead:
+        return "Read";
+      case IoOpcode::kWriteZeroes:
+        return "Write Zeroes";
+      case IoOpcode::kDatasetManagement:
+        return "Dataset Management";
     }
     return "I/O Command";
   }
   switch (static_cast<AdminOpcode>(sqe.opcode)) {
-    case AdminOpcode::kGetLogPage: return "Get Log Page";
-    case AdminOpcode::kIdentify: return "Identify";
-    case AdminOpcode::kAbort: return "Abort";
-    case AdminOpcode::kSetFeatures: return "Set Features";
-    case AdminOpcode::kGetFeatures: return "Get Features";
-    case AdminOpcode::kAsyncEventRequest: return "Asynchronous Event Request";
-    case AdminOpcode::kKeepAlive: return "Keep Alive";
-    case AdminOpcode::kFabrics: return "Fabrics";
+    case AdminOpcode::kGetLogPage:
+      return "Get Log Page";
+    case AdminOpcode::kIdentify:
+      return "Identify";
+    case AdminOpcode::kAbort:
+      return "Abort";
+    case AdminOpcode::kSetFeatures:
+      return "Set Features";
+    case AdminOpcode::kGetFeatures:
+      return "Get Features";
+    case AdminOpcode::kAsyncEventRequest:
+      return "Asynchronous Event Request";
+    case AdminOpcode::kKeepAlive:
+      return "Keep Alive";
+    case AdminOpcode::kFabrics:
+      return "Fabrics";
   }
   return "Command";
 }
@@ -117,8 +136,8 @@ ConnectResult ParseConnectResult(const Cqe& cqe) {
 Sqe BuildPropertyGet(Property property) {
   Sqe sqe = NewFabrics(FabricsType::kPropertyGet);
   uint8_t* ts = AsFabrics(sqe)->ts;
-  ts[0] = PropertyIs64Bit(property) ? 1 : 0;                // ATTRIB: size (byte 40)
-  StoreLe32(ts + 4, static_cast<uint32_t>(property));       // OFST (byte 44)
+  ts[0] = PropertyIs64Bit(property) ? 1 : 0;           // ATTRIB: size (byte 40)
+  StoreLe32(ts + 4, static_cast<uint32_t>(property));  // OFST (byte 44)
   return sqe;
 }
 
@@ -127,7 +146,7 @@ Sqe BuildPropertySet(Property property, uint64_t value) {
   uint8_t* ts = AsFabrics(sqe)->ts;
   ts[0] = PropertyIs64Bit(property) ? 1 : 0;
   StoreLe32(ts + 4, static_cast<uint32_t>(property));
-  StoreLe64(ts + 8, value);                                 // VALUE (byte 48)
+  StoreLe64(ts + 8, value);  // VALUE (byte 48)
   return sqe;
 }
 
@@ -149,9 +168,9 @@ Sqe BuildGetLogPage(LogPageId lid, uint32_t nsid, uint64_t offset, uint32_t leng
   const uint32_t numd = length / 4 - 1;  // 0-based dword count
   sqe.cdw10.set(static_cast<uint8_t>(lid) | (uint32_t{lsp & 0x7Fu} << 8) | (rae ? 1u << 15 : 0) |
                 ((numd & 0xFFFF) << 16));
-  sqe.cdw11.set(numd >> 16);                               // NUMDU; LSI = 0
-  sqe.cdw12.set(static_cast<uint32_t>(offset));             // LPOL
-  sqe.cdw13.set(static_cast<uint32_t>(offset >> 32));       // LPOU
+  sqe.cdw11.set(numd >> 16);                           // NUMDU; LSI = 0
+  sqe.cdw12.set(static_cast<uint32_t>(offset));        // LPOL
+  sqe.cdw13.set(static_cast<uint32_t>(offset >> 32));  // LPOU
   return sqe;
 }
 
@@ -180,7 +199,9 @@ uint32_t GrantedQueueCount(const Cqe& cqe) {
 }
 
 Sqe BuildKeepAlive() { return NewSqe(static_cast<uint8_t>(AdminOpcode::kKeepAlive)); }
-Sqe BuildAsyncEventRequest() { return NewSqe(static_cast<uint8_t>(AdminOpcode::kAsyncEventRequest)); }
+Sqe BuildAsyncEventRequest() {
+  return NewSqe(static_cast<uint8_t>(AdminOpcode::kAsyncEventRequest));
+}
 
 Sqe BuildAbort(uint16_t sqid, uint16_t cid) {
   Sqe sqe = NewSqe(static_cast<uint8_t>(AdminOpcode::kAbort));
@@ -198,18 +219,26 @@ AsyncEvent ParseAsyncEvent(const Cqe& cqe) {
 
 const char* AsyncEventName(const AsyncEvent& e) {
   switch (e.type) {
-    case kAerTypeError: return "error";
-    case kAerTypeSmart: return "SMART/health";
+    case kAerTypeError:
+      return "error";
+    case kAerTypeSmart:
+      return "SMART/health";
     case kAerTypeNotice:
       switch (e.info) {
-        case kAerNoticeNamespaceAttribute: return "namespace attribute changed";
-        case kAerNoticeFirmwareActivation: return "firmware activation starting";
-        case kAerNoticeAnaChange: return "ANA change";
-        case kAerNoticeDiscoveryLogChange: return "discovery log page change";
+        case kAerNoticeNamespaceAttribute:
+          return "namespace attribute changed";
+        case kAerNoticeFirmwareActivation:
+          return "firmware activation starting";
+        case kAerNoticeAnaChange:
+          return "ANA change";
+        case kAerNoticeDiscoveryLogChange:
+          return "discovery log page change";
       }
       return "notice";
-    case kAerTypeIoCommandSpecific: return "I/O command set specific";
-    case kAerTypeVendor: return "vendor specific";
+    case kAerTypeIoCommandSpecific:
+      return "I/O command set specific";
+    case kAerTypeVendor:
+      return "vendor specific";
   }
   return "unknown";
 }

@@ -21,9 +21,10 @@ DataDirection DirectionOf(const Sqe& sqe);
 // Admin and I/O opcodes overlap, so the caller says which queue the command is for.
 const char* CommandName(const Sqe& sqe, bool admin_queue);
 
-// --- Fabrics (NVMe-oF 1.1 §3.3) ---------------------------------------------------------------------
-// Connect for queue `qid` (0 = admin) with `sqsize` entries (1-based; encoded 0-based), keep-alive
-// timeout `kato_ms` (admin queue only; 0 disables) and attributes `cattr`.
+// --- Fabrics (NVMe-oF 1.1 §3.3)
+// --------------------------------------------------------------------- Connect for queue `qid` (0
+// = admin) with `sqsize` entries (1-based; encoded 0-based), keep-alive timeout `kato_ms` (admin
+// queue only; 0 disables) and attributes `cattr`.
 Sqe BuildConnect(uint16_t qid, uint16_t sqsize, uint32_t kato_ms, uint8_t cattr);
 
 // Connect data. Rejects NQNs that are empty, longer than 223 bytes or not "nqn."-prefixed.
@@ -42,8 +43,10 @@ Sqe BuildPropertySet(Property property, uint64_t value);
 // Value of a Property Get completion (8-byte properties use DW1 as the high half).
 uint64_t PropertyValue(const Cqe& cqe);
 
-// --- Admin ----------------------------------------------------------------------------------------------
-// Identify (4096 bytes of data). `cntid` goes in CDW10 bits 31:16 (unused by the CNS values we send).
+// --- Admin
+// ----------------------------------------------------------------------------------------------
+// Identify (4096 bytes of data). `cntid` goes in CDW10 bits 31:16 (unused by the CNS values we
+// send).
 Sqe BuildIdentify(IdentifyCns cns, uint32_t nsid);
 
 // Get Log Page of `length` bytes (a multiple of 4, > 0) at byte `offset` (a multiple of 4).
@@ -75,8 +78,9 @@ struct AsyncEvent {
 AsyncEvent ParseAsyncEvent(const Cqe& cqe);
 const char* AsyncEventName(const AsyncEvent& event);
 
-// --- NVM command set -------------------------------------------------------------------------------
-// `nlb` is the number of logical blocks (1-based, 1..65536); encoded 0-based.
+// --- NVM command set
+// ------------------------------------------------------------------------------- `nlb` is the
+// number of logical blocks (1-based, 1..65536); encoded 0-based.
 Sqe BuildRead(uint32_t nsid, uint64_t slba, uint32_t nlb);
 Sqe BuildWrite(uint32_t nsid, uint64_t slba, uint32_t nlb, bool fua);
 Sqe BuildFlush(uint32_t nsid);

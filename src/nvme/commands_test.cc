@@ -29,17 +29,18 @@ std::vector<uint8_t> Image(std::initializer_list<std::pair<int, uint8_t>> set) {
 TEST(Commands, ConnectAdminKnownBytes) {
   // Connect, QID 0, 32 entries, KATO 5000 ms, CATTR 0 (NVMe-oF 1.1 Figure 20).
   Sqe sqe = BuildConnect(0, 32, 5000, 0);
-  EXPECT_THAT(Bytes(&sqe, 64),
-              ElementsAreArray(Image({{0, 0x7F}, {1, 0x40}, {4, 0x01}, {44, 31},
-                                      {48, 0x88}, {49, 0x13}})));
+  EXPECT_THAT(
+      Bytes(&sqe, 64),
+      ElementsAreArray(Image({{0, 0x7F}, {1, 0x40}, {4, 0x01}, {44, 31}, {48, 0x88}, {49, 0x13}})));
   EXPECT_EQ(DirectionOf(sqe), DataDirection::kHostToController);
   EXPECT_STREQ(CommandName(sqe, true), "Connect");
 }
 
 TEST(Commands, ConnectIoQueueKnownBytes) {
   Sqe sqe = BuildConnect(3, 128, 0, kConnectAttrDisableSqFlowControl);
-  EXPECT_THAT(Bytes(&sqe, 64), ElementsAreArray(Image({{0, 0x7F}, {1, 0x40}, {4, 0x01}, {42, 3},
-                                                       {44, 127}, {46, 0x04}})));
+  EXPECT_THAT(
+      Bytes(&sqe, 64),
+      ElementsAreArray(Image({{0, 0x7F}, {1, 0x40}, {4, 0x01}, {42, 3}, {44, 127}, {46, 0x04}})));
 }
 
 TEST(Commands, ConnectData) {
@@ -62,8 +63,9 @@ TEST(Commands, ConnectDataRejectsBadNqns) {
   uint8_t hostid[16] = {};
   EXPECT_THAT(BuildConnectData(hostid, 1, "", "nqn.x"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("subsystem NQN is empty")));
-  EXPECT_THAT(BuildConnectData(hostid, 1, "iqn.2001-04.com.example", "nqn.x"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("does not start with 'nqn.'")));
+  EXPECT_THAT(
+      BuildConnectData(hostid, 1, "iqn.2001-04.com.example", "nqn.x"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("does not start with 'nqn.'")));
   EXPECT_THAT(BuildConnectData(hostid, 1, "nqn." + std::string(220, 'a'), "nqn.x"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("longer than 223")));
   EXPECT_THAT(BuildConnectData(hostid, 1, "nqn.ok", "nqn.bad\nline"),
@@ -91,8 +93,8 @@ TEST(Commands, PropertyGetSetKnownBytes) {
               ElementsAreArray(Image({{0, 0x7F}, {1, 0x40}, {4, 0x04}, {44, 0x1C}})));
   Sqe set_cc = BuildPropertySet(Property::kCc, 0x00460001);
   EXPECT_THAT(Bytes(&set_cc, 64),
-              ElementsAreArray(Image({{0, 0x7F}, {1, 0x40}, {4, 0x00}, {44, 0x14}, {48, 0x01},
-                                      {50, 0x46}})));
+              ElementsAreArray(
+                  Image({{0, 0x7F}, {1, 0x40}, {4, 0x00}, {44, 0x14}, {48, 0x01}, {50, 0x46}})));
   EXPECT_STREQ(CommandName(set_cc, true), "Property Set");
   Cqe cqe;
   std::memset(&cqe, 0, sizeof(cqe));
@@ -115,8 +117,9 @@ TEST(Commands, IdentifyKnownBytes) {
 TEST(Commands, GetLogPageKnownBytes) {
   // Discovery log, 4096 bytes at offset 1024: NUMD = 1023 = 0x3FF.
   Sqe sqe = BuildGetLogPage(LogPageId::kDiscovery, 0, 1024, 4096);
-  EXPECT_THAT(Bytes(&sqe, 64), ElementsAreArray(Image({{0, 0x02}, {1, 0x40}, {40, 0x70}, {42, 0xFF},
-                                                       {43, 0x03}, {49, 0x04}})));
+  EXPECT_THAT(Bytes(&sqe, 64),
+              ElementsAreArray(
+                  Image({{0, 0x02}, {1, 0x40}, {40, 0x70}, {42, 0xFF}, {43, 0x03}, {49, 0x04}})));
   // ANA log with RAE, 256 KiB + 4: NUMD = 65536 → NUMDL 0, NUMDU 1; offset above 4 GiB.
   Sqe ana = BuildGetLogPage(LogPageId::kAna, 0xFFFFFFFF, 0x100000004ull, 262148, 0, true);
   EXPECT_EQ(ana.cdw10.get(), 0x0Cu | (1u << 15) | (0u << 16));
@@ -127,8 +130,8 @@ TEST(Commands, GetLogPageKnownBytes) {
 
 TEST(Commands, FeaturesKeepAliveAerAbort) {
   Sqe nq = BuildSetNumberOfQueues(4);
-  EXPECT_THAT(Bytes(&nq, 64), ElementsAreArray(Image({{0, 0x09}, {1, 0x40}, {40, 0x07}, {44, 3},
-                                                      {46, 3}})));
+  EXPECT_THAT(Bytes(&nq, 64),
+              ElementsAreArray(Image({{0, 0x09}, {1, 0x40}, {40, 0x07}, {44, 3}, {46, 3}})));
   Cqe cqe;
   std::memset(&cqe, 0, sizeof(cqe));
   cqe.dw0.set((7u << 16) | 2u);  // 3 SQs, 8 CQs granted
@@ -163,13 +166,14 @@ TEST(Commands, AsyncEventDecode) {
 TEST(Commands, ReadWriteKnownBytes) {
   // Read NSID 1, SLBA 0x1_0000_0002, 8 blocks → NLB 7.
   Sqe rd = BuildRead(1, 0x100000002ull, 8);
-  EXPECT_THAT(Bytes(&rd, 64), ElementsAreArray(Image({{0, 0x02}, {1, 0x40}, {4, 1}, {40, 2},
-                                                      {44, 1}, {48, 7}})));
+  EXPECT_THAT(Bytes(&rd, 64),
+              ElementsAreArray(Image({{0, 0x02}, {1, 0x40}, {4, 1}, {40, 2}, {44, 1}, {48, 7}})));
   EXPECT_EQ(DirectionOf(rd), DataDirection::kControllerToHost);
   EXPECT_STREQ(CommandName(rd, false), "Read");
   Sqe wr = BuildWrite(2, 16, 65536, true);
-  EXPECT_THAT(Bytes(&wr, 64), ElementsAreArray(Image({{0, 0x01}, {1, 0x40}, {4, 2}, {40, 16},
-                                                      {48, 0xFF}, {49, 0xFF}, {51, 0x40}})));
+  EXPECT_THAT(Bytes(&wr, 64),
+              ElementsAreArray(Image(
+                  {{0, 0x01}, {1, 0x40}, {4, 2}, {40, 16}, {48, 0xFF}, {49, 0xFF}, {51, 0x40}})));
   EXPECT_EQ(DirectionOf(wr), DataDirection::kHostToController);
   Sqe fl = BuildFlush(1);
   EXPECT_THAT(Bytes(&fl, 64), ElementsAreArray(Image({{0, 0x00}, {1, 0x40}, {4, 1}})));

@@ -3,8 +3,9 @@
 // controller properties and status codes.
 //
 // References: NVM Express Base Specification 2.0 (§3.3.3 SQE, §3.3.3.2 CQE, §4.3 SGL, §5 admin
-// commands), NVMe over Fabrics 1.1 (§3.3 fabrics commands, §3.5 Connect), NVM Command Set 1.0 (§3 I/O
-// commands). Larger log and identify pages use libnvme's structures (nvme/types.h); see identify.h.
+// commands), NVMe over Fabrics 1.1 (§3.3 fabrics commands, §3.5 Connect), NVM Command Set 1.0 (§3
+// I/O commands). Larger log and identify pages use libnvme's structures (nvme/types.h); see
+// identify.h.
 //
 // Every structure is plain data built from Le16/Le32/Le64 (alignment 1), with static_asserts on its
 // size and each field's offset.
@@ -31,10 +32,10 @@ inline constexpr uint8_t kSglIdInCapsule = (kSglTypeDataBlock << 4) | kSglSubtyp
 inline constexpr uint8_t kSglIdTransport = (kSglTypeTransportDataBlock << 4) | kSglSubtypeTransport;
 
 struct SglDescriptor {
-  Le64 address;      // ADDRESS (offset for in-capsule data)
-  Le32 length;       // LENGTH in bytes
+  Le64 address;  // ADDRESS (offset for in-capsule data)
+  Le32 length;   // LENGTH in bytes
   uint8_t rsvd12[3];
-  uint8_t sgl_id;    // SGL Identifier: type << 4 | subtype
+  uint8_t sgl_id;  // SGL Identifier: type << 4 | subtype
 };
 static_assert(sizeof(SglDescriptor) == 16);
 static_assert(offsetof(SglDescriptor, address) == 0);
@@ -46,14 +47,14 @@ static_assert(offsetof(SglDescriptor, sgl_id) == 15);
 inline constexpr uint8_t kSqeFlagsPsdtSgl = 0x1 << 6;
 
 struct Sqe {
-  uint8_t opcode;     // OPC
-  uint8_t flags;      // FUSE, PSDT
-  Le16 cid;           // Command Identifier
-  Le32 nsid;          // Namespace Identifier
+  uint8_t opcode;  // OPC
+  uint8_t flags;   // FUSE, PSDT
+  Le16 cid;        // Command Identifier
+  Le32 nsid;       // Namespace Identifier
   Le32 cdw2;
   Le32 cdw3;
-  Le64 mptr;          // Metadata Pointer
-  SglDescriptor dptr; // SGL Entry 1
+  Le64 mptr;           // Metadata Pointer
+  SglDescriptor dptr;  // SGL Entry 1
   Le32 cdw10;
   Le32 cdw11;
   Le32 cdw12;
@@ -79,15 +80,16 @@ static_assert(offsetof(Sqe, cdw15) == 60);
 
 // Fabrics command layout (NVMe-oF 1.1 §3.3, Figure 9): same 64 bytes, FCTYPE at byte 4.
 // Connect (Figure 20): RECFMT 40, QID 42, SQSIZE 44, CATTR 46, KATO 48.
-// Property Set (Figure 33): ATTRIB 40, OFST 44, VALUE 48. Property Get (Figure 31): ATTRIB 40, OFST 44.
+// Property Set (Figure 33): ATTRIB 40, OFST 44, VALUE 48. Property Get (Figure 31): ATTRIB 40,
+// OFST 44.
 struct FabricsSqe {
-  uint8_t opcode;     // 0x7F
+  uint8_t opcode;  // 0x7F
   uint8_t flags;
   Le16 cid;
-  uint8_t fctype;     // Fabrics Command Type
+  uint8_t fctype;  // Fabrics Command Type
   uint8_t rsvd5[19];
   SglDescriptor dptr;
-  uint8_t ts[24];     // Fabrics command type specific, bytes 40..63
+  uint8_t ts[24];  // Fabrics command type specific, bytes 40..63
 };
 static_assert(sizeof(FabricsSqe) == 64);
 static_assert(offsetof(FabricsSqe, fctype) == 4);
@@ -96,12 +98,12 @@ static_assert(offsetof(FabricsSqe, ts) == 40);
 
 // --- Completion queue entry (Base 2.0 §4.6, Figure 90), 16 bytes --------------------------------
 struct Cqe {
-  Le32 dw0;       // Command specific (for Connect: CNTLID in bits 15:0)
-  Le32 dw1;       // Command specific (Property Get of an 8-byte property: high half)
-  Le16 sq_head;   // SQHD
-  Le16 sq_id;     // SQID
-  Le16 cid;       // Command Identifier
-  Le16 status;    // Phase tag (bit 0) and Status Field (bits 15:1)
+  Le32 dw0;      // Command specific (for Connect: CNTLID in bits 15:0)
+  Le32 dw1;      // Command specific (Property Get of an 8-byte property: high half)
+  Le16 sq_head;  // SQHD
+  Le16 sq_id;    // SQID
+  Le16 cid;      // Command Identifier
+  Le16 status;   // Phase tag (bit 0) and Status Field (bits 15:1)
 };
 static_assert(sizeof(Cqe) == 16);
 static_assert(offsetof(Cqe, dw0) == 0);
@@ -113,11 +115,11 @@ static_assert(offsetof(Cqe, status) == 14);
 
 // Fabrics Connect data (NVMe-oF 1.1 §3.3.1, Figure 21), 1024 bytes, sent in-capsule.
 struct ConnectData {
-  uint8_t hostid[16];      // HOSTID
-  Le16 cntlid;             // CNTLID: 0xFFFF for the admin queue (dynamic model), else the admin's
+  uint8_t hostid[16];  // HOSTID
+  Le16 cntlid;         // CNTLID: 0xFFFF for the admin queue (dynamic model), else the admin's
   uint8_t rsvd18[238];
-  char subnqn[256];        // SUBNQN, NUL terminated
-  char hostnqn[256];       // HOSTNQN, NUL terminated
+  char subnqn[256];   // SUBNQN, NUL terminated
+  char hostnqn[256];  // HOSTNQN, NUL terminated
   uint8_t rsvd768[256];
 };
 static_assert(sizeof(ConnectData) == 1024);
@@ -135,7 +137,8 @@ static_assert(sizeof(DsmRange) == 16);
 static_assert(offsetof(DsmRange, nlb) == 4);
 static_assert(offsetof(DsmRange, slba) == 8);
 
-// --- Opcodes --------------------------------------------------------------------------------------
+// --- Opcodes
+// --------------------------------------------------------------------------------------
 enum class AdminOpcode : uint8_t {
   kGetLogPage = 0x02,
   kIdentify = 0x06,
@@ -207,7 +210,8 @@ inline constexpr uint32_t kDsmMaxRanges = 256;
 inline constexpr uint8_t kConnectAttrDisableSqFlowControl = 1u << 2;
 inline constexpr uint16_t kAdminCntlidDynamic = 0xFFFF;
 
-// --- Controller properties (Base 2.0 §3.1.3) -------------------------------------------------------
+// --- Controller properties (Base 2.0 §3.1.3)
+// -------------------------------------------------------
 enum class Property : uint32_t {
   kCap = 0x00,   // 8 bytes
   kVs = 0x08,    // 4 bytes
@@ -235,8 +239,9 @@ inline constexpr uint32_t kCstsFatal = 1u << 1;
 inline constexpr uint32_t kCstsShstMask = 3u << 2;
 inline constexpr uint32_t kCstsShstComplete = 2u << 2;
 
-// --- Status (Base 2.0 §4.6.1.2) -----------------------------------------------------------------------
-// Status Field as carried in CQE bits 15:1 (i.e. Cqe::status >> 1).
+// --- Status (Base 2.0 §4.6.1.2)
+// ----------------------------------------------------------------------- Status Field as carried
+// in CQE bits 15:1 (i.e. Cqe::status >> 1).
 inline constexpr uint16_t StatusSc(uint16_t sf) { return sf & 0xFF; }
 inline constexpr uint16_t StatusSct(uint16_t sf) { return (sf >> 8) & 0x7; }
 inline constexpr uint16_t StatusCrd(uint16_t sf) { return (sf >> 11) & 0x3; }
@@ -297,7 +302,8 @@ inline constexpr uint8_t kScControllerPathingError = 0x60;
 inline constexpr uint8_t kScHostPathingError = 0x70;
 inline constexpr uint8_t kScAbortedByHost = 0x71;
 
-// --- Asynchronous events (Base 2.0 §5.2, Figure 146) ----------------------------------------------------
+// --- Asynchronous events (Base 2.0 §5.2, Figure 146)
+// ----------------------------------------------------
 inline constexpr uint8_t kAerTypeError = 0x0;
 inline constexpr uint8_t kAerTypeSmart = 0x1;
 inline constexpr uint8_t kAerTypeNotice = 0x2;

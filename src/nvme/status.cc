@@ -13,61 +13,104 @@ const char* KnownName(CompletionStatus s) {
   switch (s.sct()) {
     case kSctGeneric:
       switch (s.sc()) {
-        case kScSuccess: return "Successful Completion";
-        case kScInvalidOpcode: return "Invalid Command Opcode";
-        case kScInvalidField: return "Invalid Field in Command";
-        case kScCidConflict: return "Command ID Conflict";
-        case kScDataTransferError: return "Data Transfer Error";
-        case kScPowerLossAbort: return "Commands Aborted due to Power Loss Notification";
-        case kScInternalError: return "Internal Error";
-        case kScAbortRequested: return "Command Abort Requested";
-        case kScAbortSqDeleted: return "Command Aborted due to SQ Deletion";
-        case kScInvalidNamespace: return "Invalid Namespace or Format";
-        case kScCommandSequenceError: return "Command Sequence Error";
-        case kScSglDataBlockInvalid: return "Invalid SGL Segment Descriptor";
-        case kScNamespaceWriteProtected: return "Namespace is Write Protected";
-        case kScTransientTransportError: return "Transient Transport Error";
-        case kScLbaOutOfRange: return "LBA Out of Range";
-        case kScCapacityExceeded: return "Capacity Exceeded";
-        case kScNamespaceNotReady: return "Namespace Not Ready";
-        case kScReservationConflict: return "Reservation Conflict";
-        case kScFormatInProgress: return "Format In Progress";
+        case kScSuccess:
+          return "Successful Completion";
+        case kScInvalidOpcode:
+          return "Invalid Command Opcode";
+        case kScInvalidField:
+          return "Invalid Field in Command";
+        case kScCidConflict:
+          return "Command ID Conflict";
+        case kScDataTransferError:
+          return "Data Transfer Error";
+        case kScPowerLossAbort:
+          return "Commands Aborted due to Power Loss Notification";
+        case kScInternalError:
+          return "Internal Error";
+        case kScAbortRequested:
+          return "Command Abort Requested";
+        case kScAbortSqDeleted:
+          return "Command Aborted due to SQ Deletion";
+        case kScInvalidNamespace:
+          return "Invalid Namespace or Format";
+        case kScCommandSequenceError:
+          return "Command Sequence Error";
+        case kScSglDataBlockInvalid:
+          return "Invalid SGL Segment Descriptor";
+        case kScNamespaceWriteProtected:
+          return "Namespace is Write Protected";
+        case kScTransientTransportError:
+          return "Transient Transport Error";
+        case kScLbaOutOfRange:
+          return "LBA Out of Range";
+        case kScCapacityExceeded:
+          return "Capacity Exceeded";
+        case kScNamespaceNotReady:
+          return "Namespace Not Ready";
+        case kScReservationConflict:
+          return "Reservation Conflict";
+        case kScFormatInProgress:
+          return "Format In Progress";
       }
       break;
     case kSctCommandSpecific:
       switch (s.sc()) {
-        case kScAbortLimitExceeded: return "Abort Command Limit Exceeded";
-        case kScAerLimitExceeded: return "Asynchronous Event Request Limit Exceeded";
-        case kScInvalidLogPage: return "Invalid Log Page";
-        case kScConnectIncompatibleFormat: return "Connect Incompatible Format";
-        case kScConnectControllerBusy: return "Connect Controller Busy";
-        case kScConnectInvalidParameters: return "Connect Invalid Parameters";
-        case kScConnectRestartDiscovery: return "Connect Restart Discovery";
-        case kScConnectInvalidHost: return "Connect Invalid Host";
-        case kScAuthRequired: return "Authentication Required";
+        case kScAbortLimitExceeded:
+          return "Abort Command Limit Exceeded";
+        case kScAerLimitExceeded:
+          return "Asynchronous Event Request Limit Exceeded";
+        case kScInvalidLogPage:
+          return "Invalid Log Page";
+        case kScConnectIncompatibleFormat:
+          return "Connect Incompatible Format";
+        case kScConnectControllerBusy:
+          return "Connect Controller Busy";
+        case kScConnectInvalidParameters:
+          return "Connect Invalid Parameters";
+        case kScConnectRestartDiscovery:
+          return "Connect Restart Discovery";
+        case kScConnectInvalidHost:
+          return "Connect Invalid Host";
+        case kScAuthRequired:
+          return "Authentication Required";
       }
       break;
     case kSctMedia:
       switch (s.sc()) {
-        case kScWriteFault: return "Write Fault";
-        case kScUnrecoveredReadError: return "Unrecovered Read Error";
-        case 0x82: return "End-to-end Guard Check Error";
-        case 0x83: return "End-to-end Application Tag Check Error";
-        case 0x84: return "End-to-end Reference Tag Check Error";
-        case 0x85: return "Compare Failure";
-        case kScAccessDenied: return "Access Denied";
-        case 0x87: return "Deallocated or Unwritten Logical Block";
+        case kScWriteFault:
+          return "Write Fault";
+        case kScUnrecoveredReadError:
+          return "Unrecovered Read Error";
+        case 0x82:
+          return "End-to-end Guard Check Error";
+        case 0x83:
+          return "End-to-end Application Tag Check Error";
+        case 0x84:
+          return "End-to-end Reference Tag Check Error";
+        case 0x85:
+          return "Compare Failure";
+        case kScAccessDenied:
+          return "Access Denied";
+        case 0x87:
+          return "Deallocated or Unwritten Logical Block";
       }
       break;
     case kSctPath:
       switch (s.sc()) {
-        case kScInternalPathError: return "Internal Path Error";
-        case kScAnaPersistentLoss: return "Asymmetric Access Persistent Loss";
-        case kScAnaInaccessible: return "Asymmetric Access Inaccessible";
-        case kScAnaTransition: return "Asymmetric Access Transition";
-        case kScControllerPathingError: return "Controller Pathing Error";
-        case kScHostPathingError: return "Host Pathing Error";
-        case kScAbortedByHost: return "Command Aborted By Host";
+        case kScInternalPathError:
+          return "Internal Path Error";
+        case kScAnaPersistentLoss:
+          return "Asymmetric Access Persistent Loss";
+        case kScAnaInaccessible:
+          return "Asymmetric Access Inaccessible";
+        case kScAnaTransition:
+          return "Asymmetric Access Transition";
+        case kScControllerPathingError:
+          return "Controller Pathing Error";
+        case kScHostPathingError:
+          return "Host Pathing Error";
+        case kScAbortedByHost:
+          return "Command Aborted By Host";
       }
       break;
   }
@@ -78,11 +121,16 @@ const char* KnownName(CompletionStatus s) {
 
 const char* ToString(RetryClass c) {
   switch (c) {
-    case RetryClass::kSuccess: return "success";
-    case RetryClass::kFailover: return "failover";
-    case RetryClass::kRetryLater: return "retry-later";
-    case RetryClass::kRetry: return "retry";
-    case RetryClass::kFail: return "fail";
+    case RetryClass::kSuccess:
+      return "success";
+    case RetryClass::kFailover:
+      return "failover";
+    case RetryClass::kRetryLater:
+      return "retry-later";
+    case RetryClass::kRetry:
+      return "retry";
+    case RetryClass::kFail:
+      return "fail";
   }
   return "?";
 }
@@ -157,9 +205,9 @@ absl::Status ToStatus(CompletionStatus s, const char* what) {
       }
       break;
   }
-  std::string msg = absl::StrFormat("%s: %s (sct 0x%x sc 0x%02x%s%s)", what, StatusName(s), s.sct(),
-                                    s.sc(), s.dnr() ? ", dnr" : "",
-                                    s.crd() ? absl::StrFormat(", crd %u", s.crd()) : "");
+  std::string msg =
+      absl::StrFormat("%s: %s (sct 0x%x sc 0x%02x%s%s)", what, StatusName(s), s.sct(), s.sc(),
+                      s.dnr() ? ", dnr" : "", s.crd() ? absl::StrFormat(", crd %u", s.crd()) : "");
   absl::Status st(code, msg);
   st.SetPayload(kPayloadUrl, absl::Cord(absl::StrFormat("%04x", s.raw)));
   return st;

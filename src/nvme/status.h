@@ -43,11 +43,11 @@ RetryClass Classify(CompletionStatus status);
 std::string StatusName(CompletionStatus status);
 
 // Converts a completion status into an absl::Status (OK for success). The message names the status
-// and the command ("Read: LBA Out of Range (sct 0x0 sc 0x80, dnr)"); the raw status rides along as a
-// payload so NvmeStatusOf() can recover it. Codes: failover -> kUnavailable, retry / retry-later ->
-// kAborted, LBA range -> kOutOfRange, invalid field/opcode/namespace -> kInvalidArgument, write
-// protect -> kFailedPrecondition, reservation conflict / access denied -> kPermissionDenied, media ->
-// kDataLoss, anything else -> kInternal.
+// and the command ("Read: LBA Out of Range (sct 0x0 sc 0x80, dnr)"); the raw status rides along as
+// a payload so NvmeStatusOf() can recover it. Codes: failover -> kUnavailable, retry / retry-later
+// -> kAborted, LBA range -> kOutOfRange, invalid field/opcode/namespace -> kInvalidArgument, write
+// protect -> kFailedPrecondition, reservation conflict / access denied -> kPermissionDenied, media
+// -> kDataLoss, anything else -> kInternal.
 absl::Status ToStatus(CompletionStatus status, const char* what);
 
 // The NVMe status carried by a Status made by ToStatus(), if any.

@@ -43,22 +43,21 @@ TEST_P(ClassifyTest, Classifies) {
 
 INSTANTIATE_TEST_SUITE_P(
     Table, ClassifyTest,
-    ::testing::Values(
-        ClassCase{S(0, kScSuccess), RetryClass::kSuccess},
-        ClassCase{S(kSctPath, kScAnaInaccessible), RetryClass::kFailover},
-        ClassCase{S(kSctPath, kScAnaTransition), RetryClass::kFailover},
-        ClassCase{S(kSctPath, kScAnaPersistentLoss), RetryClass::kFailover},
-        ClassCase{S(kSctPath, kScInternalPathError), RetryClass::kFailover},
-        ClassCase{S(kSctPath, kScHostPathingError), RetryClass::kFailover},
-        ClassCase{S(kSctPath, kScAnaInaccessible, /*dnr=*/true), RetryClass::kFail},
-        ClassCase{S(0, kScInternalError, false, 1), RetryClass::kRetryLater},
-        ClassCase{S(0, kScNamespaceNotReady), RetryClass::kRetry},
-        ClassCase{S(0, kScAbortSqDeleted), RetryClass::kRetry},
-        ClassCase{S(0, kScNamespaceNotReady, /*dnr=*/true), RetryClass::kFail},
-        ClassCase{S(0, kScLbaOutOfRange, true), RetryClass::kFail},
-        ClassCase{S(0, kScInvalidField), RetryClass::kFail},
-        ClassCase{S(kSctMedia, kScUnrecoveredReadError), RetryClass::kFail},
-        ClassCase{S(kSctMedia, kScWriteFault, false, 3), RetryClass::kRetryLater}));
+    ::testing::Values(ClassCase{S(0, kScSuccess), RetryClass::kSuccess},
+                      ClassCase{S(kSctPath, kScAnaInaccessible), RetryClass::kFailover},
+                      ClassCase{S(kSctPath, kScAnaTransition), RetryClass::kFailover},
+                      ClassCase{S(kSctPath, kScAnaPersistentLoss), RetryClass::kFailover},
+                      ClassCase{S(kSctPath, kScInternalPathError), RetryClass::kFailover},
+                      ClassCase{S(kSctPath, kScHostPathingError), RetryClass::kFailover},
+                      ClassCase{S(kSctPath, kScAnaInaccessible, /*dnr=*/true), RetryClass::kFail},
+                      ClassCase{S(0, kScInternalError, false, 1), RetryClass::kRetryLater},
+                      ClassCase{S(0, kScNamespaceNotReady), RetryClass::kRetry},
+                      ClassCase{S(0, kScAbortSqDeleted), RetryClass::kRetry},
+                      ClassCase{S(0, kScNamespaceNotReady, /*dnr=*/true), RetryClass::kFail},
+                      ClassCase{S(0, kScLbaOutOfRange, true), RetryClass::kFail},
+                      ClassCase{S(0, kScInvalidField), RetryClass::kFail},
+                      ClassCase{S(kSctMedia, kScUnrecoveredReadError), RetryClass::kFail},
+                      ClassCase{S(kSctMedia, kScWriteFault, false, 3), RetryClass::kRetryLater}));
 
 TEST(StatusName, KnownAndUnknown) {
   EXPECT_EQ(StatusName(S(kSctPath, kScAnaInaccessible)), "Asymmetric Access Inaccessible");
@@ -72,8 +71,9 @@ TEST(ToStatus, CodesMessagesAndPayloadRoundTrip) {
   absl::Status lba = ToStatus(S(0, kScLbaOutOfRange, true), "Read");
   EXPECT_THAT(lba, StatusIs(absl::StatusCode::kOutOfRange,
                             "Read: LBA Out of Range (sct 0x0 sc 0x80, dnr)"));
-  EXPECT_THAT(ToStatus(S(kSctPath, kScAnaInaccessible), "Write"),
-              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("Asymmetric Access Inaccessible")));
+  EXPECT_THAT(
+      ToStatus(S(kSctPath, kScAnaInaccessible), "Write"),
+      StatusIs(absl::StatusCode::kUnavailable, HasSubstr("Asymmetric Access Inaccessible")));
   EXPECT_THAT(ToStatus(S(0, kScInternalError, false, 2), "Write"),
               StatusIs(absl::StatusCode::kAborted, HasSubstr("crd 2")));
   EXPECT_THAT(ToStatus(S(kSctMedia, kScUnrecoveredReadError), "Read"),
@@ -92,8 +92,7 @@ TEST(ClassifyStatus, TransportAndNvmeErrors) {
   EXPECT_EQ(ClassifyStatus(absl::UnavailableError("connection reset")), RetryClass::kFailover);
   EXPECT_EQ(ClassifyStatus(absl::DeadlineExceededError("timeout")), RetryClass::kFailover);
   EXPECT_EQ(ClassifyStatus(absl::InvalidArgumentError("bad")), RetryClass::kFail);
-  EXPECT_EQ(ClassifyStatus(ToStatus(S(kSctPath, kScAnaTransition), "Read")),
-            RetryClass::kFailover);
+  EXPECT_EQ(ClassifyStatus(ToStatus(S(kSctPath, kScAnaTransition), "Read")), RetryClass::kFailover);
   EXPECT_EQ(ClassifyStatus(ToStatus(S(0, kScNamespaceNotReady, false, 1), "Read")),
             RetryClass::kRetryLater);
   // A DNR NVMe status that maps to kUnavailable-like codes must still fail.

@@ -1,8 +1,8 @@
 // CRC32C (Castagnoli), the NVMe/TCP header and data digest (§3.6.2.2), computed with ISA-L's
 // crc32_iscsi (SSE4.2 + PCLMULQDQ folding; runtime dispatch to a table version on older CPUs).
 //
-// Streaming: state = kCrc32cInit; state = Crc32cExtend(state, ...)...; digest = Crc32cFinish(state).
-// The digest is sent as a little-endian 32-bit value.
+// Streaming: state = kCrc32cInit; state = Crc32cExtend(state, ...)...; digest =
+// Crc32cFinish(state). The digest is sent as a little-endian 32-bit value.
 #ifndef NVMF_UBLK_TCP_CRC32C_H_
 #define NVMF_UBLK_TCP_CRC32C_H_
 

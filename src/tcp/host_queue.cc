@@ -26,11 +26,16 @@ uint32_t BitsFor(uint32_t n) {  // bits needed to index n slots
 
 const char* HostQueue::ToString(State state) {
   switch (state) {
-    case State::kIdle: return "idle";
-    case State::kWaitIcResp: return "wait-icresp";
-    case State::kConnecting: return "connecting";
-    case State::kLive: return "live";
-    case State::kFailed: return "failed";
+    case State::kIdle:
+      return "idle";
+    case State::kWaitIcResp:
+      return "wait-icresp";
+    case State::kConnecting:
+      return "connecting";
+    case State::kLive:
+      return "live";
+    case State::kFailed:
+      return "failed";
   }
   return "?";
 }
@@ -63,9 +68,9 @@ void HostQueue::SetState(State next) {
 
 absl::Status HostQueue::Start() {
   if (state_ != State::kIdle) return absl::FailedPreconditionError("queue already started");
-  auto data = nvme::BuildConnectData(
-      reinterpret_cast<const uint8_t(&)[16]>(*options_.hostid.data()), options_.cntlid,
-      options_.subnqn, options_.hostnqn);
+  auto data =
+      nvme::BuildConnectData(reinterpret_cast<const uint8_t(&)[16]>(*options_.hostid.data()),
+                             options_.cntlid, options_.subnqn, options_.hostnqn);
   if (!data.ok()) return data.status();
   connect_data_ = *data;
 
@@ -92,8 +97,7 @@ int HostQueue::SubmitInternal(const nvme::Sqe& sqe, void* data, uint32_t len, ui
                               bool internal) {
   // Opcode bits 1:0 give the direction; some commands (Set Features) transfer data only for
   // some features, so a data-direction opcode with no buffer is allowed.
-  const nvme::DataDirection dir =
-      len == 0 ? nvme::DataDirection::kNone : nvme::DirectionOf(sqe);
+  const nvme::DataDirection dir = len == 0 ? nvme::DataDirection::kNone : nvme::DirectionOf(sqe);
   if ((len > 0 && (data == nullptr || nvme::DirectionOf(sqe) == nvme::DataDirection::kNone))) {
     return -EINVAL;
   }
@@ -264,9 +268,9 @@ std::optional<PduError> HostQueue::OnPduHeader(const PduHeader& h, uint8_t** dat
   const bool want_icresp = state_ == State::kWaitIcResp;
   if (h.type == PduType::kC2HTermReq) return std::nullopt;
   if (state_ == State::kIdle || state_ == State::kFailed) {
-    return PduError{Fes::kPduSequenceError, 0,
-                    absl::StrFormat("%s received in state %s", tcp::ToString(h.type),
-                                    ToString(state_))};
+    return PduError{
+        Fes::kPduSequenceError, 0,
+        absl::StrFormat("%s received in state %s", tcp::ToString(h.type), ToString(state_))};
   }
   if ((h.type == PduType::kIcResp) != want_icresp) {
     return PduError{Fes::kPduSequenceError, 0,
@@ -283,9 +287,9 @@ std::optional<PduError> HostQueue::OnPduHeader(const PduHeader& h, uint8_t** dat
                     absl::StrFormat("C2HData for unknown or completed command ID 0x%04x", cid)};
   }
   if (s->dir != nvme::DataDirection::kControllerToHost) {
-    return PduError{Fes::kPduSequenceError, 0,
-                    absl::StrFormat("C2HData for %s (CID 0x%04x), which reads no data", NameOf(*s),
-                                    cid)};
+    return PduError{
+        Fes::kPduSequenceError, 0,
+        absl::StrFormat("C2HData for %s (CID 0x%04x), which reads no data", NameOf(*s), cid)};
   }
   const uint32_t datao = pdu.datao.get(), datal = pdu.datal.get();
   if (uint64_t{datao} + datal > s->len) {
@@ -294,14 +298,14 @@ std::optional<PduError> HostQueue::OnPduHeader(const PduHeader& h, uint8_t** dat
                                     datao, datal, s->len, NameOf(*s))};
   }
   if (datao != s->received) {
-    return PduError{Fes::kPduSequenceError, offsetof(DataPdu, datao),
-                    absl::StrFormat("C2HData DATAO %u, expected %u (data out of order)", datao,
-                                    s->received)};
+    return PduError{
+        Fes::kPduSequenceError, offsetof(DataPdu, datao),
+        absl::StrFormat("C2HData DATAO %u, expected %u (data out of order)", datao, s->received)};
   }
   if ((h.flags & kFlagSuccess) && datao + datal != s->len) {
-    return PduError{Fes::kDataOutOfRange, offsetof(DataPdu, datal),
-                    absl::StrFormat("C2HData with SUCCESS ends at %u of %u bytes", datao + datal,
-                                    s->len)};
+    return PduError{
+        Fes::kDataOutOfRange, offsetof(DataPdu, datal),
+        absl::StrFormat("C2HData with SUCCESS ends at %u of %u bytes", datao + datal, s->len)};
   }
   *data_dest = s->data + datao;
   return std::nullopt;
@@ -366,14 +370,14 @@ std::optional<PduError> HostQueue::OnIcResp(const IcRespPdu& resp) {
     return PduError{
         Fes::kUnsupportedParameter, offsetof(IcRespPdu, dgst),
         absl::StrFormat("ICResp digests: header %s, data %s; requested header %s, data %s",
-                        hd ? "on" : "off", dd ? "on" : "off",
-                        options_.header_digest ? "on" : "off", options_.data_digest ? "on" : "off")};
+                        hd ? "on" : "off", dd ? "on" : "off", options_.header_digest ? "on" : "off",
+                        options_.data_digest ? "on" : "off")};
   }
   const uint32_t maxh2c = resp.maxh2cdata.get();
   if (maxh2c < kMinMaxH2CData || maxh2c % 4 != 0) {
-    return PduError{Fes::kUnsupportedParameter, offsetof(IcRespPdu, maxh2cdata),
-                    absl::StrFormat("ICResp MAXH2CDATA %u: must be >= 4096 and a multiple of 4",
-                                    maxh2c)};
+    return PduError{
+        Fes::kUnsupportedParameter, offsetof(IcRespPdu, maxh2cdata),
+        absl::StrFormat("ICResp MAXH2CDATA %u: must be >= 4096 and a multiple of 4", maxh2c)};
   }
   negotiated_ = Negotiated{hd, dd, PdaBytes(resp.cpda), maxh2c};
   wire_ = WireFormat{hd, dd, negotiated_.cpda_bytes};
@@ -382,10 +386,12 @@ std::optional<PduError> HostQueue::OnIcResp(const IcRespPdu& resp) {
   popts.data_digest = dd;
   parser_.Reconfigure(popts);
   SetState(State::kConnecting);
-  const uint8_t cattr = options_.disable_sq_flow_control ? nvme::kConnectAttrDisableSqFlowControl : 0;
+  const uint8_t cattr =
+      options_.disable_sq_flow_control ? nvme::kConnectAttrDisableSqFlowControl : 0;
   const nvme::Sqe connect = nvme::BuildConnect(options_.qid, options_.queue_size,
                                                options_.qid == 0 ? options_.kato_ms : 0, cattr);
-  const int rc = SubmitInternal(connect, &connect_data_, sizeof(connect_data_), kConnectCookie, true);
+  const int rc =
+      SubmitInternal(connect, &connect_data_, sizeof(connect_data_), kConnectCookie, true);
   NCHECK(rc >= 0) << "Connect submission failed: " << rc;
   return std::nullopt;
 }
@@ -395,7 +401,8 @@ std::optional<PduError> HostQueue::OnCapsuleResp(const CapsuleRespPdu& resp) {
   const uint16_t cid = cqe.cid.get();
   Slot* s = LookupCid(cid);
   if (s == nullptr) {
-    return PduError{Fes::kInvalidHeaderField, offsetof(CapsuleRespPdu, cqe) + offsetof(nvme::Cqe, cid),
+    return PduError{Fes::kInvalidHeaderField,
+                    offsetof(CapsuleRespPdu, cqe) + offsetof(nvme::Cqe, cid),
                     absl::StrFormat("CapsuleResp for unknown or completed command ID 0x%04x", cid)};
   }
   const uint16_t sqhd = cqe.sq_head.get();
@@ -408,8 +415,8 @@ std::optional<PduError> HostQueue::OnCapsuleResp(const CapsuleRespPdu& resp) {
   const nvme::CompletionStatus status{static_cast<uint16_t>(cqe.status.get() >> 1)};
   if (status.ok() && s->dir == nvme::DataDirection::kControllerToHost && s->received != s->len &&
       s->error == 0) {
-    NLOG(WARNING) << options_.name << ": " << NameOf(*s) << " CID " << cid
-                  << " completed with " << s->received << " of " << s->len << " data bytes";
+    NLOG(WARNING) << options_.name << ": " << NameOf(*s) << " CID " << cid << " completed with "
+                  << s->received << " of " << s->len << " data bytes";
     s->error = -EIO;
   }
   const uint16_t index = static_cast<uint16_t>(s - slots_.data());
@@ -425,18 +432,18 @@ std::optional<PduError> HostQueue::OnR2T(const R2TPdu& r2t) {
                     absl::StrFormat("R2T for unknown or completed command ID 0x%04x", cid)};
   }
   if (s->dir != nvme::DataDirection::kHostToController || s->in_capsule) {
-    return PduError{Fes::kPduSequenceError, 0,
-                    absl::StrFormat("R2T for %s (CID 0x%04x), which has no data to send",
-                                    NameOf(*s), cid)};
+    return PduError{
+        Fes::kPduSequenceError, 0,
+        absl::StrFormat("R2T for %s (CID 0x%04x), which has no data to send", NameOf(*s), cid)};
   }
   const uint32_t r2to = r2t.r2to.get(), r2tl = r2t.r2tl.get();
   if (r2tl == 0) {
     return PduError{Fes::kInvalidHeaderField, offsetof(R2TPdu, r2tl), "R2T R2TL is 0"};
   }
   if (uint64_t{r2to} + r2tl > s->len) {
-    return PduError{Fes::kDataOutOfRange, offsetof(R2TPdu, r2to),
-                    absl::StrFormat("R2T R2TO %u + R2TL %u beyond the %u-byte write", r2to, r2tl,
-                                    s->len)};
+    return PduError{
+        Fes::kDataOutOfRange, offsetof(R2TPdu, r2to),
+        absl::StrFormat("R2T R2TO %u + R2TL %u beyond the %u-byte write", r2to, r2tl, s->len)};
   }
   if (r2to != s->r2t_next) {
     return PduError{Fes::kPduSequenceError, offsetof(R2TPdu, r2to),
@@ -479,7 +486,6 @@ void HostQueue::Finish(uint16_t index) {
 void HostQueue::OnConnectDone(const nvme::Cqe& cqe) {
   const nvme::CompletionStatus status{static_cast<uint16_t>(cqe.status.get() >> 1)};
   if (!status.ok()) {
-    absl::Status s = nvme::ToStatus(status, "Connect");
     // Connect Invalid Parameters names the culprit in DW0 (NVMe-oF 1.1 Figure 24): bits 31:16 set
     // = a Connect data field (IATTR), bits 15:0 = its byte offset (IPO).
     const uint32_t dw0 = cqe.dw0.get();
@@ -501,7 +507,8 @@ void HostQueue::OnConnectDone(const nvme::Cqe& cqe) {
           break;
       }
     }
-    if (hint != nullptr) s = absl::Status(s.code(), absl::StrCat(hint, ": ", s.message()));
+    const std::string what = hint ? absl::StrCat("Connect (", hint, ")") : "Connect";
+    absl::Status s = nvme::ToStatus(status, what.c_str());  // keeps the NVMe status payload
     Fail(s);
     return;
   }

@@ -47,21 +47,22 @@
 namespace nvmf_ublk::tcp {
 
 struct HostQueueOptions {
-  uint16_t qid = 0;                  // 0 = admin queue
-  uint16_t queue_size = 32;          // SQ entries (Connect SQSIZE + 1), 2..65535
-  uint32_t kato_ms = 0;              // Keep Alive Timeout sent in Connect (admin queue only)
-  bool header_digest = false;        // request HDGST
-  bool data_digest = false;          // request DDGST
+  uint16_t qid = 0;            // 0 = admin queue
+  uint16_t queue_size = 32;    // SQ entries (Connect SQSIZE + 1), 2..65535
+  uint32_t kato_ms = 0;        // Keep Alive Timeout sent in Connect (admin queue only)
+  bool header_digest = false;  // request HDGST
+  bool data_digest = false;    // request DDGST
   bool disable_sq_flow_control = false;
-  uint32_t maxr2t = 4;               // R2Ts per command we accept at once (1..16), sent 0-based
-  uint8_t hpda = 0;                  // our data alignment for C2H data PDUs, dwords minus 1
-  uint32_t in_capsule_data = 8192;   // largest write sent in-capsule (admin: 8192; I/O: IOCCSZ*16-64)
+  uint32_t maxr2t = 4;  // R2Ts per command we accept at once (1..16), sent 0-based
+  uint8_t hpda = 0;     // our data alignment for C2H data PDUs, dwords minus 1
+  uint32_t in_capsule_data =
+      8192;  // largest write sent in-capsule (admin: 8192; I/O: IOCCSZ*16-64)
   uint32_t max_c2h_data = 8u << 20;  // largest C2HData payload accepted in one PDU
   uint16_t cntlid = nvme::kAdminCntlidDynamic;
   std::string subnqn;
   std::string hostnqn;
   std::array<uint8_t, 16> hostid{};
-  std::string name;                  // for log lines, e.g. "nqn...:q1"
+  std::string name;  // for log lines, e.g. "nqn...:q1"
 };
 
 // What the ICResp granted.
@@ -78,9 +79,10 @@ class HostQueueObserver {
   // Connect succeeded; the queue accepts Submit(). `cntlid` is the controller ID it returned.
   virtual void OnQueueLive(uint16_t cntlid) = 0;
   // A submitted command finished. `error` is 0 when `cqe` is the controller's completion (whose
-  // status may still be an NVMe error). Otherwise it is a negative errno for a host-detected failure
-  // and `cqe` is synthesized with the CID: -EBADMSG data digest mismatch, -EIO the controller
-  // completed a read without sending all its data, -ECONNABORTED the queue was torn down.
+  // status may still be an NVMe error). Otherwise it is a negative errno for a host-detected
+  // failure and `cqe` is synthesized with the CID: -EBADMSG data digest mismatch, -EIO the
+  // controller completed a read without sending all its data, -ECONNABORTED the queue was torn
+  // down.
   virtual void OnCommandDone(uint64_t cookie, const nvme::Cqe& cqe, int error) = 0;
   // The queue failed; called once. If an H2CTermReq is due it is already in PendingSend(): the
   // transport should write it out (best effort), close the connection, and call FailOutstanding().
@@ -101,8 +103,8 @@ class HostQueue final : private PduReceiver {
   absl::Status Start();
 
   // Submits a command. `data`/`len` is the command's data buffer (direction from the opcode; len 0
-  // means no data transfer); it must stay valid until OnCommandDone. Returns the CID, or -ENOTCONN (not live), -EAGAIN (queue full),
-  // -EINVAL (buffer does not fit the command).
+  // means no data transfer); it must stay valid until OnCommandDone. Returns the CID, or -ENOTCONN
+  // (not live), -EAGAIN (queue full), -EINVAL (buffer does not fit the command).
   int Submit(const nvme::Sqe& sqe, void* data, uint32_t len, uint64_t cookie);
 
   // Receive path.
@@ -150,22 +152,22 @@ class HostQueue final : private PduReceiver {
   static constexpr uint32_t kMaxR2t = 16;
   struct Slot {
     bool busy = false;
-    bool internal = false;          // Connect, issued by the queue itself
+    bool internal = false;  // Connect, issued by the queue itself
     bool in_capsule = false;
-    bool response = false;          // response received, completion deferred until sends drain
+    bool response = false;  // response received, completion deferred until sends drain
     nvme::DataDirection dir = nvme::DataDirection::kNone;
     uint16_t gen = 0;
     uint16_t cid = 0;
     uint64_t cookie = 0;
     uint8_t* data = nullptr;
     uint32_t len = 0;
-    uint32_t received = 0;          // C2H bytes received in order
-    uint32_t r2t_next = 0;          // next expected R2TO
-    uint32_t r2t_count = 0;         // pending R2T ranges in r2ts
+    uint32_t received = 0;   // C2H bytes received in order
+    uint32_t r2t_next = 0;   // next expected R2TO
+    uint32_t r2t_count = 0;  // pending R2T ranges in r2ts
     uint32_t r2t_head = 0;
-    uint32_t h2c_sent = 0;          // bytes of r2ts[r2t_head] already queued
-    bool h2c_queued = false;        // an H2CData PDU of this slot is in the send ring
-    uint16_t sends = 0;             // send entries of this slot not yet written
+    uint32_t h2c_sent = 0;    // bytes of r2ts[r2t_head] already queued
+    bool h2c_queued = false;  // an H2CData PDU of this slot is in the send ring
+    uint16_t sends = 0;       // send entries of this slot not yet written
     int error = 0;
     nvme::Cqe cqe{};
     R2tRange r2ts[kMaxR2t];
@@ -181,7 +183,7 @@ class HostQueue final : private PduReceiver {
     uint32_t hdr_len;
     const uint8_t* data;
     uint32_t data_len;
-    const uint8_t* ddgst;   // 4 bytes or nullptr
+    const uint8_t* ddgst;  // 4 bytes or nullptr
     uint16_t slot;
     SendKind kind;
     uint32_t total() const { return hdr_len + data_len + (ddgst ? 4u : 0u); }
@@ -196,7 +198,8 @@ class HostQueue final : private PduReceiver {
   std::optional<PduError> OnCapsuleResp(const CapsuleRespPdu& resp);
   std::optional<PduError> OnR2T(const R2TPdu& r2t);
   Slot* LookupCid(uint16_t cid);
-  int SubmitInternal(const nvme::Sqe& sqe, void* data, uint32_t len, uint64_t cookie, bool internal);
+  int SubmitInternal(const nvme::Sqe& sqe, void* data, uint32_t len, uint64_t cookie,
+                     bool internal);
   void PushSend(const SendEntry& e);
   void QueueNextH2C(uint16_t index);
   void OnEntrySent(const SendEntry& e);
@@ -213,20 +216,20 @@ class HostQueue final : private PduReceiver {
   PduParser parser_;
   State state_ = State::kIdle;
   Negotiated negotiated_;
-  WireFormat wire_;                 // how we encode H2C PDUs (from the ICResp)
+  WireFormat wire_;  // how we encode H2C PDUs (from the ICResp)
   uint16_t cntlid_ = 0;
   bool peer_terminated_ = false;
   bool fail_notified_ = false;
 
   std::vector<Slot> slots_;
-  std::vector<uint16_t> free_;      // free slot indices (stack)
+  std::vector<uint16_t> free_;  // free slot indices (stack)
   uint32_t index_bits_ = 0;
   uint32_t outstanding_ = 0;
   uint32_t sq_tail_ = 0, sq_head_ = 0;
 
   std::vector<SendEntry> send_ring_;
   uint32_t send_head_ = 0, send_count_ = 0;
-  uint32_t head_sent_ = 0;          // bytes of the head entry already written
+  uint32_t head_sent_ = 0;  // bytes of the head entry already written
 
   alignas(8) uint8_t icreq_[sizeof(IcReqPdu)];
   alignas(8) uint8_t term_[kMaxHeaderBytes];

@@ -112,7 +112,7 @@ TEST_F(HostQueueTest, AdminConnectSequence) {
   EXPECT_EQ(LoadLe16(raw + 44), 31);     // SQSIZE 0-based
   EXPECT_EQ(LoadLe32(raw + 48), 5000u);  // KATO
   ASSERT_EQ(connect.data.size(), 1024u);
-  EXPECT_EQ(connect.data[0], 0xA0);                    // HOSTID
+  EXPECT_EQ(connect.data[0], 0xA0);                       // HOSTID
   EXPECT_EQ(LoadLe16(connect.data.data() + 16), 0xFFFF);  // CNTLID
   EXPECT_STREQ(reinterpret_cast<const char*>(connect.data.data() + 256), kSubNqn);
   EXPECT_STREQ(reinterpret_cast<const char*>(connect.data.data() + 512), kHostNqn);
@@ -211,8 +211,8 @@ TEST_F(HostQueueTest, ConnectRejectedIsAClearErrorWithoutTermReq) {
             nvme::MakeStatus(nvme::kSctCommandSpecific, nvme::kScConnectInvalidHost, true));
   ctrl.Deliver(q);
   EXPECT_EQ(q.state(), HostQueue::State::kFailed);
-  EXPECT_THAT(obs.failure,
-              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("Connect: Connect Invalid Host")));
+  EXPECT_THAT(obs.failure, StatusIs(absl::StatusCode::kPermissionDenied,
+                                    HasSubstr("Connect: Connect Invalid Host")));
   ctrl.Pump(q);
   EXPECT_FALSE(ctrl.termreq.has_value());
 }
@@ -447,12 +447,12 @@ TEST_P(R2TRejectTest, FailsTheQueue) {
 
 INSTANTIATE_TEST_SUITE_P(
     Table, R2TRejectTest,
-    ::testing::Values(
-        BadR2T{"read", true, 0, 4096, 0, Fes::kPduSequenceError, "no data to send"},
-        BadR2T{"beyond", false, 4096, 16384, 0, Fes::kDataOutOfRange, "beyond the 16384-byte"},
-        BadR2T{"gap", false, 4096, 1024, 0, Fes::kPduSequenceError, "expected 0"},
-        BadR2T{"zero", false, 0, 0, 0, Fes::kInvalidHeaderField, "R2TL is 0"},
-        BadR2T{"limit", false, 8192, 4096, 1, Fes::kR2TLimitExceeded, "MAXR2T"}),
+    ::testing::Values(BadR2T{"read", true, 0, 4096, 0, Fes::kPduSequenceError, "no data to send"},
+                      BadR2T{"beyond", false, 4096, 16384, 0, Fes::kDataOutOfRange,
+                             "beyond the 16384-byte"},
+                      BadR2T{"gap", false, 4096, 1024, 0, Fes::kPduSequenceError, "expected 0"},
+                      BadR2T{"zero", false, 0, 0, 0, Fes::kInvalidHeaderField, "R2TL is 0"},
+                      BadR2T{"limit", false, 8192, 4096, 1, Fes::kR2TLimitExceeded, "MAXR2T"}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
 TEST_F(HostQueueTest, ProtocolViolationsOnData) {
@@ -465,11 +465,9 @@ TEST_F(HostQueueTest, ProtocolViolationsOnData) {
   const std::vector<Case> cases = {
       {"unknown cid", [](FakeController& c, int cid) { c.C2H(cid ^ 0x8000, 0, Pattern(8, 1)); },
        Fes::kInvalidHeaderField, 8},
-      {"out of order",
-       [](FakeController& c, int cid) { c.C2H(cid, 512, Pattern(8, 1)); },
+      {"out of order", [](FakeController& c, int cid) { c.C2H(cid, 512, Pattern(8, 1)); },
        Fes::kPduSequenceError, 12},
-      {"out of range",
-       [](FakeController& c, int cid) { c.C2H(cid, 4000, Pattern(200, 1)); },
+      {"out of range", [](FakeController& c, int cid) { c.C2H(cid, 4000, Pattern(200, 1)); },
        Fes::kDataOutOfRange, 12},
       {"success short",
        [](FakeController& c, int cid) {

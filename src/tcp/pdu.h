@@ -1,8 +1,8 @@
 // NVMe/TCP PDU wire structures (NVMe/TCP Transport Specification 1.0, §3.6).
 //
-// Every PDU starts with the 8-byte common header (CH); the PDU-specific header (PSH) follows, then an
-// optional header digest (HDGST, CRC32C of CH+PSH), padding up to PDO, data, and an optional data
-// digest (DDGST, CRC32C of the data). HLEN counts CH+PSH only; PLEN counts everything.
+// Every PDU starts with the 8-byte common header (CH); the PDU-specific header (PSH) follows, then
+// an optional header digest (HDGST, CRC32C of CH+PSH), padding up to PDO, data, and an optional
+// data digest (DDGST, CRC32C of the data). HLEN counts CH+PSH only; PLEN counts everything.
 #ifndef NVMF_UBLK_TCP_PDU_H_
 #define NVMF_UBLK_TCP_PDU_H_
 
@@ -63,10 +63,10 @@ static_assert(offsetof(CommonHeader, plen) == 4);
 // Initialize Connection Request (Figure 21), 128 bytes.
 struct IcReqPdu {
   CommonHeader ch;
-  Le16 pfv;        // PDU Format Version
-  uint8_t hpda;    // Host PDU Data Alignment, in dwords minus 1
-  uint8_t dgst;    // Digest types enabled: bit 0 HDGST_ENABLE, bit 1 DDGST_ENABLE
-  Le32 maxr2t;     // Maximum outstanding R2Ts per command, 0-based
+  Le16 pfv;      // PDU Format Version
+  uint8_t hpda;  // Host PDU Data Alignment, in dwords minus 1
+  uint8_t dgst;  // Digest types enabled: bit 0 HDGST_ENABLE, bit 1 DDGST_ENABLE
+  Le32 maxr2t;   // Maximum outstanding R2Ts per command, 0-based
   uint8_t rsvd[112];
 };
 static_assert(sizeof(IcReqPdu) == 128);
@@ -93,8 +93,8 @@ static_assert(offsetof(IcRespPdu, maxh2cdata) == 12);
 // H2CTermReq / C2HTermReq header (Figures 25/26), 24 bytes; followed by the offending PDU header.
 struct TermReqPdu {
   CommonHeader ch;
-  Le16 fes;        // Fatal Error Status
-  Le32 fei;        // Fatal Error Information (field offset for FES 1h and 6h)
+  Le16 fes;  // Fatal Error Status
+  Le32 fei;  // Fatal Error Information (field offset for FES 1h and 6h)
   uint8_t rsvd[10];
 };
 static_assert(sizeof(TermReqPdu) == 24);
@@ -131,10 +131,10 @@ static_assert(offsetof(CapsuleRespPdu, cqe) == 8);
 // H2CData (Figure 27) and C2HData (Figure 28) share a layout; C2HData has no TTAG.
 struct DataPdu {
   CommonHeader ch;
-  Le16 cccid;      // Command Capsule CID
-  Le16 ttag;       // Transfer Tag (H2CData; reserved in C2HData)
-  Le32 datao;      // Data Offset within the command's data
-  Le32 datal;      // Data Length of this PDU
+  Le16 cccid;  // Command Capsule CID
+  Le16 ttag;   // Transfer Tag (H2CData; reserved in C2HData)
+  Le32 datao;  // Data Offset within the command's data
+  Le32 datal;  // Data Length of this PDU
   uint8_t rsvd[4];
 };
 static_assert(sizeof(DataPdu) == 24);
@@ -146,10 +146,10 @@ static_assert(offsetof(DataPdu, datal) == 16);
 // Ready to Transfer (Figure 29).
 struct R2TPdu {
   CommonHeader ch;
-  Le16 cccid;      // Command Capsule CID
-  Le16 ttag;       // Transfer Tag, echoed in the H2CData PDUs
-  Le32 r2to;       // R2T Offset
-  Le32 r2tl;       // R2T Length
+  Le16 cccid;  // Command Capsule CID
+  Le16 ttag;   // Transfer Tag, echoed in the H2CData PDUs
+  Le32 r2to;   // R2T Offset
+  Le32 r2tl;   // R2T Length
   uint8_t rsvd[4];
 };
 static_assert(sizeof(R2TPdu) == 24);

@@ -38,8 +38,8 @@ uint32_t HeaderFor(uint8_t* out, PduType type, uint8_t flags, uint32_t hlen, uin
   const bool hd = wf.header_digest;
   const bool dd = wf.data_digest && datal > 0;
   const uint32_t pdo = datal > 0 ? DataOffset(hlen, hd, wf.data_alignment) : 0;
-  const uint32_t plen = datal > 0 ? pdo + datal + (dd ? kDigestSize : 0)
-                                  : hlen + (hd ? kDigestSize : 0);
+  const uint32_t plen =
+      datal > 0 ? pdo + datal + (dd ? kDigestSize : 0) : hlen + (hd ? kDigestSize : 0);
   FillCh(out, type, flags | (hd ? kFlagHdgst : 0) | (dd ? kFlagDdgst : 0),
          static_cast<uint8_t>(hlen), static_cast<uint8_t>(pdo), plen);
   return pdo;
@@ -71,8 +71,8 @@ uint32_t EncodeIcResp(uint8_t* out, uint8_t cpda, uint8_t dgst, uint32_t maxh2cd
 
 uint32_t EncodeCapsuleCmd(uint8_t* out, const nvme::Sqe& sqe, uint32_t in_capsule_len,
                           const WireFormat& wf) {
-  const uint32_t pdo = HeaderFor(out, PduType::kCapsuleCmd, 0, sizeof(CapsuleCmdPdu),
-                                 in_capsule_len, wf);
+  const uint32_t pdo =
+      HeaderFor(out, PduType::kCapsuleCmd, 0, sizeof(CapsuleCmdPdu), in_capsule_len, wf);
   std::memcpy(out + offsetof(CapsuleCmdPdu, sqe), &sqe, sizeof(sqe));
   return Seal(out, sizeof(CapsuleCmdPdu), wf.header_digest, pdo);
 }

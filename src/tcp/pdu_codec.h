@@ -1,7 +1,8 @@
 // Encoders for every NVMe/TCP PDU header. Each writes CH + PSH, the header digest when enabled, and
 // zero padding up to PDO for data-carrying PDUs, into `out` (at least kMaxHeaderBytes long) and
 // returns the number of header bytes written (the PDO for PDUs with data). Data and the data digest
-// follow on the wire; AppendPdu() assembles a whole PDU into a vector for tests and the test target.
+// follow on the wire; AppendPdu() assembles a whole PDU into a vector for tests and the test
+// target.
 #ifndef NVMF_UBLK_TCP_PDU_CODEC_H_
 #define NVMF_UBLK_TCP_PDU_CODEC_H_
 

@@ -36,27 +36,42 @@ constexpr uint32_t kOffFlags = 1, kOffHlen = 2, kOffPdo = 3, kOffPlen = 4, kOffD
 
 const char* ToString(PduType type) {
   switch (type) {
-    case PduType::kIcReq: return "ICReq";
-    case PduType::kIcResp: return "ICResp";
-    case PduType::kH2CTermReq: return "H2CTermReq";
-    case PduType::kC2HTermReq: return "C2HTermReq";
-    case PduType::kCapsuleCmd: return "CapsuleCmd";
-    case PduType::kCapsuleResp: return "CapsuleResp";
-    case PduType::kH2CData: return "H2CData";
-    case PduType::kC2HData: return "C2HData";
-    case PduType::kR2T: return "R2T";
+    case PduType::kIcReq:
+      return "ICReq";
+    case PduType::kIcResp:
+      return "ICResp";
+    case PduType::kH2CTermReq:
+      return "H2CTermReq";
+    case PduType::kC2HTermReq:
+      return "C2HTermReq";
+    case PduType::kCapsuleCmd:
+      return "CapsuleCmd";
+    case PduType::kCapsuleResp:
+      return "CapsuleResp";
+    case PduType::kH2CData:
+      return "H2CData";
+    case PduType::kC2HData:
+      return "C2HData";
+    case PduType::kR2T:
+      return "R2T";
   }
   return "unknown PDU";
 }
 
 const char* ToString(Fes fes) {
   switch (fes) {
-    case Fes::kInvalidHeaderField: return "Invalid PDU Header Field";
-    case Fes::kPduSequenceError: return "PDU Sequence Error";
-    case Fes::kHeaderDigestError: return "Header Digest Error";
-    case Fes::kDataOutOfRange: return "Data Transfer Out of Range";
-    case Fes::kR2TLimitExceeded: return "Data Transfer Limit Exceeded";
-    case Fes::kUnsupportedParameter: return "Unsupported Parameter";
+    case Fes::kInvalidHeaderField:
+      return "Invalid PDU Header Field";
+    case Fes::kPduSequenceError:
+      return "PDU Sequence Error";
+    case Fes::kHeaderDigestError:
+      return "Header Digest Error";
+    case Fes::kDataOutOfRange:
+      return "Data Transfer Out of Range";
+    case Fes::kR2TLimitExceeded:
+      return "Data Transfer Limit Exceeded";
+    case Fes::kUnsupportedParameter:
+      return "Unsupported Parameter";
   }
   return "unknown fatal error";
 }

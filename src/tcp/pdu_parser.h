@@ -1,13 +1,13 @@
-// Push parser for an NVMe/TCP byte stream: accepts bytes in any fragmentation (down to one byte at a
-// time) and hands each PDU to a PduReceiver.
+// Push parser for an NVMe/TCP byte stream: accepts bytes in any fragmentation (down to one byte at
+// a time) and hands each PDU to a PduReceiver.
 //
-// The parser checks everything that can be checked from a PDU alone: type allowed for the direction,
-// HLEN, FLAGS (digest flags agree with the negotiated digests, no reserved bits, LAST_PDU/SUCCESS
-// only on data PDUs), PDO (alignment, not inside the header), PLEN (consistent with HLEN/PDO/DATAL
-// and within limits), the header digest, and the data digest. A violation becomes a PduError with
-// the Fatal Error Status and field offset that an H2CTermReq/C2HTermReq would carry (§3.6.2.3, §7.4.9).
-// Checks that need protocol state (is this CID outstanding, does this offset fit the command) belong
-// to the receiver, which returns a PduError from its callbacks.
+// The parser checks everything that can be checked from a PDU alone: type allowed for the
+// direction, HLEN, FLAGS (digest flags agree with the negotiated digests, no reserved bits,
+// LAST_PDU/SUCCESS only on data PDUs), PDO (alignment, not inside the header), PLEN (consistent
+// with HLEN/PDO/DATAL and within limits), the header digest, and the data digest. A violation
+// becomes a PduError with the Fatal Error Status and field offset that an H2CTermReq/C2HTermReq
+// would carry (§3.6.2.3, §7.4.9). Checks that need protocol state (is this CID outstanding, does
+// this offset fit the command) belong to the receiver, which returns a PduError from its callbacks.
 //
 // Data lands where the receiver says (OnPduHeader's destination), so C2HData payload goes straight
 // into the I/O's buffer. A transport may also receive directly into RecvBuffer() to skip a copy.
@@ -37,10 +37,10 @@ enum class StreamDirection { kControllerToHost, kHostToController };
 
 struct PduParserOptions {
   StreamDirection direction = StreamDirection::kControllerToHost;
-  bool header_digest = false;   // negotiated HDGST
-  bool data_digest = false;     // negotiated DDGST
-  uint32_t data_alignment = 4;  // PDO of incoming data PDUs must be a multiple of this (our PDA)
-  uint32_t max_data = 1u << 20; // largest DATAL (or in-capsule data) accepted in one PDU
+  bool header_digest = false;    // negotiated HDGST
+  bool data_digest = false;      // negotiated DDGST
+  uint32_t data_alignment = 4;   // PDO of incoming data PDUs must be a multiple of this (our PDA)
+  uint32_t max_data = 1u << 20;  // largest DATAL (or in-capsule data) accepted in one PDU
 };
 
 // A validated PDU header, valid during the receiver callbacks.
@@ -62,8 +62,8 @@ class PduReceiver {
  public:
   virtual ~PduReceiver() = default;
   // The header arrived and passed the structural checks and the header digest. For a PDU with
-  // data_len > 0 other than a TermReq, set *data_dest to data_len writable bytes. Returning an error
-  // stops the stream.
+  // data_len > 0 other than a TermReq, set *data_dest to data_len writable bytes. Returning an
+  // error stops the stream.
   virtual std::optional<PduError> OnPduHeader(const PduHeader& header, uint8_t** data_dest) = 0;
   // The whole PDU (data and data digest included) arrived. `data_digest_ok` is false when the data
   // digest did not match: the data was written but must not be trusted. For a TermReq, `term_data`
@@ -113,16 +113,16 @@ class PduParser {
 
   // Header in progress: common header first (8 bytes), then the rest of HLEN plus HDGST.
   alignas(8) uint8_t header_[256];
-  uint32_t got_ = 0;        // bytes of the current state's unit received
-  uint32_t want_ = 8;       // bytes of the current state's unit expected
-  bool hdgst_ = false;      // current PDU carries HDGST
-  bool ddgst_ = false;      // current PDU carries DDGST
+  uint32_t got_ = 0;    // bytes of the current state's unit received
+  uint32_t want_ = 8;   // bytes of the current state's unit expected
+  bool hdgst_ = false;  // current PDU carries HDGST
+  bool ddgst_ = false;  // current PDU carries DDGST
   PduHeader current_{};
 
   uint8_t* data_dest_ = nullptr;
   uint32_t data_crc_ = 0;
   uint8_t digest_[4];
-  uint8_t scratch_[256];    // padding (discarded) and TermReq data
+  uint8_t scratch_[256];  // padding (discarded) and TermReq data
 };
 
 }  // namespace nvmf_ublk::tcp

@@ -52,8 +52,9 @@ std::vector<uint8_t> MixedStream(const WireFormat& wf) {
   auto d1 = Pattern(33, 1);
   AppendPdu(&s, h, EncodeDataPdu(h, PduType::kC2HData, 0, 2, 0, 0, 33, wf), d1, wf);
   auto d2 = Pattern(5, 9);
-  AppendPdu(&s, h, EncodeDataPdu(h, PduType::kC2HData, kFlagLastPdu | kFlagSuccess, 2, 0, 33, 5, wf),
-            d2, wf);
+  AppendPdu(&s, h,
+            EncodeDataPdu(h, PduType::kC2HData, kFlagLastPdu | kFlagSuccess, 2, 0, 33, 5, wf), d2,
+            wf);
   AppendPdu(&s, h, EncodeR2T(h, 3, 4, 0, 8192, wf), {}, wf);
   const uint8_t bad[3] = {7, 8, 9};
   const uint32_t n = EncodeTermReq(h, PduType::kC2HTermReq, Fes::kPduSequenceError, 0, bad);

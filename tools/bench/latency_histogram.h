@@ -45,7 +45,7 @@ class LatencyHistogram {
 
   static int Index(uint64_t v) {
     if (v < kSub) return static_cast<int>(v);
-    const int msb = 63 - __builtin_clzll(v);        // >= kSubBits
+    const int msb = 63 - __builtin_clzll(v);  // >= kSubBits
     const int shift = msb - kSubBits;
     const int sub = static_cast<int>((v >> shift) & (kSub - 1));
     return (shift + 1) * kSub + sub;

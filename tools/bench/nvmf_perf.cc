@@ -240,19 +240,25 @@ int Run(const Config& cfg) {
   const double mibs = static_cast<double>(total.bytes) / secs / (1 << 20);
   auto us = [](uint64_t v) { return static_cast<double>(v) / 1000.0; };
   if (cfg.json) {
-    nlohmann::json j = {
-        {"pattern", cfg.pattern},     {"io_size", cfg.io_size},
-        {"qd", cfg.qd},               {"queues", queues},
-        {"seconds", secs},            {"ios", total.ios},
-        {"errors", total.errors},     {"iops", iops},
-        {"mib_s", mibs},              {"lat_mean_us", total.hist.MeanNs() / 1000.0},
-        {"lat_p50_us", us(total.hist.PercentileNs(50))},
-        {"lat_p99_us", us(total.hist.PercentileNs(99))},
-        {"lat_p999_us", us(total.hist.PercentileNs(99.9))},
-        {"lat_p9999_us", us(total.hist.PercentileNs(99.99))},
-        {"lat_max_us", us(total.hist.MaxNs())},
-        {"cpu_s", cpu},               {"iops_per_cpu_s", cpu > 0 ? static_cast<double>(total.ios) / cpu : 0},
-        {"hdr_digest", cfg.hdr_digest}, {"data_digest", cfg.data_digest}};
+    nlohmann::json j = {{"pattern", cfg.pattern},
+                        {"io_size", cfg.io_size},
+                        {"qd", cfg.qd},
+                        {"queues", queues},
+                        {"seconds", secs},
+                        {"ios", total.ios},
+                        {"errors", total.errors},
+                        {"iops", iops},
+                        {"mib_s", mibs},
+                        {"lat_mean_us", total.hist.MeanNs() / 1000.0},
+                        {"lat_p50_us", us(total.hist.PercentileNs(50))},
+                        {"lat_p99_us", us(total.hist.PercentileNs(99))},
+                        {"lat_p999_us", us(total.hist.PercentileNs(99.9))},
+                        {"lat_p9999_us", us(total.hist.PercentileNs(99.99))},
+                        {"lat_max_us", us(total.hist.MaxNs())},
+                        {"cpu_s", cpu},
+                        {"iops_per_cpu_s", cpu > 0 ? static_cast<double>(total.ios) / cpu : 0},
+                        {"hdr_digest", cfg.hdr_digest},
+                        {"data_digest", cfg.data_digest}};
     printf("%s\n", j.dump().c_str());
   } else {
     printf("%s %u B qd %u x %u queue(s), %.1f s%s%s\n", cfg.pattern.c_str(), cfg.io_size, cfg.qd,
@@ -286,19 +292,23 @@ int main(int argc, char** argv) {
   app.add_option("-n,--nqn", cfg.nqn, "subsystem NQN")->required();
   app.add_option("-q,--hostnqn", cfg.hostnqn, "host NQN")->capture_default_str();
   app.add_option("--nsid", cfg.nsid, "namespace ID (default: the first)");
-  app.add_option("-Q,--qd", cfg.qd, "queue depth per queue")->check(CLI::Range(1, 1024))
+  app.add_option("-Q,--qd", cfg.qd, "queue depth per queue")
+      ->check(CLI::Range(1, 1024))
       ->capture_default_str();
-  app.add_option("-o,--io-size", cfg.io_size, "I/O size in bytes")->check(CLI::Range(512, 1 << 24))
+  app.add_option("-o,--io-size", cfg.io_size, "I/O size in bytes")
+      ->check(CLI::Range(512, 1 << 24))
       ->capture_default_str();
   app.add_option("-w,--pattern", cfg.pattern, "randread|randwrite|read|write|randrw")
       ->check(CLI::IsMember({"randread", "randwrite", "read", "write", "randrw"}))
       ->capture_default_str();
   app.add_option("-M,--mix-read", cfg.mix_read, "randrw: percent reads")->check(CLI::Range(0, 100));
-  app.add_option("-t,--time", cfg.seconds, "seconds to measure")->check(CLI::PositiveNumber)
+  app.add_option("-t,--time", cfg.seconds, "seconds to measure")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--warmup", cfg.warmup, "seconds before measuring")->capture_default_str();
   app.add_option("-c,--queues", cfg.queues, "I/O queues (one reactor thread each)")
-      ->check(CLI::Range(1, 64))->capture_default_str();
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   app.add_flag("--hdr-digest", cfg.hdr_digest, "enable the header digest");
   app.add_flag("--data-digest", cfg.data_digest, "enable the data digest");
   app.add_flag("--json", cfg.json, "one JSON object on stdout");

@@ -115,9 +115,7 @@ class FakeController : public PduReceiver {
   void Raw(std::span<const uint8_t> bytes) { out_.insert(out_.end(), bytes.begin(), bytes.end()); }
 
   // Completes the Connect that the host sent last, granting `cntlid`.
-  void AcceptConnect(uint16_t cntlid) {
-    Resp(commands.back().sqe.cid.get(), 0, cntlid);
-  }
+  void AcceptConnect(uint16_t cntlid) { Resp(commands.back().sqe.cid.get(), 0, cntlid); }
 
   // PduReceiver.
   std::optional<PduError> OnPduHeader(const PduHeader& h, uint8_t** dest) override {
