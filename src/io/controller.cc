@@ -486,8 +486,12 @@ void Controller::BecomeLive() {
     admin_reactor_->CancelTimer(fast_fail_timer_);
     fast_fail_timer_ = 0;
   }
-  SetState(kLive);
+  fast_fail_expired_ = false;
+  // Queues first, then the announcement: a listener that reacts to kLive by submitting I/O (posted
+  // to the queue's reactor, after the mode change posted here) must find the queue live, not still
+  // failing fast (-ENOTCONN) from the outage.
   ForEachQueue([](IoQueue* q) { q->SetMode(IoQueue::Mode::kLive); });
+  SetState(kLive);
   if (options_.kato_s > 0 && !keep_alive_timer_) {
     keep_alive_timer_ = admin_reactor_->AddTimerAfter(options_.kato_s * kSec / 2,
                                                       [this] { KeepAlive(); });
@@ -568,15 +572,20 @@ void Controller::ErrorRecovery(const absl::Status& why) {
   }
   if (lost_at_ns_ == 0) lost_at_ns_ = MonotonicNanos();
   SetState(kResetting, why);
-  if (options_.fast_io_fail_tmo_s >= 0 && !fast_fail_timer_) {
+  // fast_io_fail_tmo runs from the loss; once it expired, I/O keeps failing fast until the
+  // controller is live again (like the kernel's NVME_CTRL_FAILFAST_EXPIRED). A failed reconnect
+  // attempt comes back here: it must neither park I/O again nor restart the timer (it used to do
+  // both, so I/O submitted after the expiry waited up to another fast_io_fail_tmo).
+  if (options_.fast_io_fail_tmo_s >= 0 && !fast_fail_timer_ && !fast_fail_expired_) {
     fast_fail_timer_ =
         admin_reactor_->AddTimerAfter(options_.fast_io_fail_tmo_s * kSec, [this] {
           fast_fail_timer_ = 0;
+          fast_fail_expired_ = true;
           NLOG(WARNING) << name() << ": fast_io_fail_tmo expired: failing queued I/O";
           ForEachQueue([](IoQueue* q) { q->SetMode(IoQueue::Mode::kFailFast); });
         });
   }
-  ForEachQueue([](IoQueue* q) { q->SetMode(IoQueue::Mode::kPark); });
+  if (!fast_fail_expired_) ForEachQueue([](IoQueue* q) { q->SetMode(IoQueue::Mode::kPark); });
   CloseAll(why);
   MaybeReconnect();
 }
@@ -589,16 +598,26 @@ void Controller::MaybeReconnect() {
   }
   if (state_ != kResetting || reconnect_timer_) return;
   const int64_t now = MonotonicNanos();
-  const int64_t delay = int64_t{options_.reconnect_delay_s} * kSec;
-  if (options_.ctrl_loss_tmo_s >= 0 &&
-      now + delay - lost_at_ns_ > int64_t{options_.ctrl_loss_tmo_s} * kSec) {
-    delete_reason_ = absl::UnavailableError(absl::StrFormat(
-        "controller lost: not reconnected within ctrl_loss_tmo (%d s)", options_.ctrl_loss_tmo_s));
-    SetState(kDeleting, delete_reason_);
-    FinishDelete(delete_reason_);
-    return;
+  int64_t delay = int64_t{options_.reconnect_delay_s} * kSec;
+  if (options_.ctrl_loss_tmo_s >= 0) {
+    // Attempts every reconnect_delay, the last one when ctrl_loss_tmo has passed since the loss;
+    // the controller is deleted only once it has. (Judging by when the next attempt would start
+    // lost the attempt due exactly at the deadline to timer lateness: ctrl_loss_tmo 2 s with
+    // reconnect_delay 1 s gave up after 1 s, and a ctrl_loss_tmo below reconnect_delay never
+    // tried at all.)
+    const int64_t deadline = lost_at_ns_ + int64_t{options_.ctrl_loss_tmo_s} * kSec;
+    if (now >= deadline) {
+      delete_reason_ = absl::UnavailableError(
+          absl::StrFormat("controller lost: not reconnected within ctrl_loss_tmo (%d s)",
+                          options_.ctrl_loss_tmo_s));
+      SetState(kDeleting, delete_reason_);
+      FinishDelete(delete_reason_);
+      return;
+    }
+    delay = std::min(delay, deadline - now);
   }
-  NLOG(INFO) << name() << ": reconnecting in " << options_.reconnect_delay_s << " s";
+  NLOG(INFO) << name() << ": reconnecting in "
+             << absl::StrFormat("%.1f", static_cast<double>(delay) / kSec) << " s";
   reconnect_timer_ = admin_reactor_->AddTimerAfter(delay, [this] {
     reconnect_timer_ = 0;
     if (state_ != kResetting) return;

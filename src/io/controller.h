@@ -11,8 +11,9 @@
 // the one funnel. It tears down all queues (their outstanding commands complete with -ECONNABORTED,
 // a failover-class result), parks new I/O, and reconnects every reconnect_delay until ctrl_loss_tmo
 // (-1: forever) has passed since the loss; then the controller is deleted and parked I/O fails with
-// -ENODEV. With fast_io_fail_tmo >= 0, parked I/O fails with -ENOTCONN after that many seconds. A
-// failure before the controller was ever live ends it at once with the reason (like `nvme connect`).
+// -ENODEV. With fast_io_fail_tmo >= 0, parked I/O fails with -ENOTCONN that many seconds after the
+// loss, and later I/O fails at once, until the controller is live again. A failure before the
+// controller was ever live ends it at once with the reason (like `nvme connect`).
 //
 // Threads: all public methods run on the admin reactor's thread unless noted. I/O is submitted to
 // IoQueue objects on their own reactors (see io_queue.h).
@@ -211,6 +212,7 @@ class Controller final : private ConnectionObserver {
   uint32_t reconnects_ = 0;
   Reactor::TimerId reconnect_timer_ = 0;
   Reactor::TimerId fast_fail_timer_ = 0;
+  bool fast_fail_expired_ = false;  // since the loss; cleared when live again
   Reactor::TimerId keep_alive_timer_ = 0;
   Reactor::TimerId tick_timer_ = 0;
   bool keep_alive_outstanding_ = false;
