@@ -131,9 +131,8 @@ ControllerSummary ControllerSummaryFromJson(const json& j) {
 }
 
 json ErrorReply(const absl::Status& status) {
-  return json{{"ok", false},
-              {"code", absl::StatusCodeToString(status.code())},
-              {"error", std::string(status.message())}};
+  const std::string message(status.message());
+  return json{{"ok", false}, {"code", absl::StatusCodeToString(status.code())}, {"error", message}};
 }
 
 absl::Status ReplyStatus(const json& reply) {

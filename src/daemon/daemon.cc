@@ -37,7 +37,7 @@ struct Daemon::Conn {
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& options) {
   std::unique_ptr<Daemon> d(new Daemon(options));
   int reactors = options.reactors;
-  if (reactors <= 0) reactors = static_cast<int>(std::max<long>(1, sysconf(_SC_NPROCESSORS_ONLN)));
+  if (reactors <= 0) reactors = std::max(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
   ASSIGN_OR_RETURN(d->engine_, io::Engine::Create(reactors));
   return d;
 }
@@ -372,7 +372,7 @@ void Daemon::StartRecovery() {
   }
 }
 
-void Daemon::RecoverConnection(ConnectionRecord record) {
+void Daemon::RecoverConnection(const ConnectionRecord& record) {
   auto owned = std::make_shared<Conn>();  // kept alive here even if a disconnect removes it
   Conn* conn = owned.get();
   conn->args = record.args;

@@ -66,7 +66,7 @@ class Daemon final : private io::ControllerListener {
   absl::Status StartController(Conn* conn, bool retry_initial);
   absl::Status WaitLive(Conn* conn);
   absl::StatusOr<std::unique_ptr<Device>> CreateDevice(Conn* conn, const io::NamespaceEntry& ns);
-  void RecoverConnection(ConnectionRecord record);
+  void RecoverConnection(const ConnectionRecord& record);
   void RemoveConn(Conn* conn);
   void StopDevice(Device* dev);
   void DestroyController(Conn* conn);

@@ -14,9 +14,9 @@
 namespace nvmf_ublk::daemon {
 namespace {
 
+using nlohmann::json;
 using ::nvmf_ublk::testing::StatusIs;
 using ::testing::HasSubstr;
-using nlohmann::json;
 
 constexpr char kNqn[] = "nqn.2026-01.io.nvmf-ublk:daemon-test";
 
@@ -68,8 +68,8 @@ class DaemonTest : public ::testing::Test {
 
 TEST_F(DaemonTest, NoUblkDriverIsAClearErrorAndConnectsNothing) {
   json r = Connect(kNqn, port_);
-  EXPECT_THAT(control::ReplyStatus(r), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                                HasSubstr("modprobe ublk_drv")));
+  EXPECT_THAT(control::ReplyStatus(r),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("modprobe ublk_drv")));
   EXPECT_EQ(Controllers(), 0u);
   EXPECT_EQ(target_->LiveControllers(), 0u);
 }
@@ -79,12 +79,11 @@ TEST_F(DaemonTest, RequestErrors) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown command")));
   EXPECT_THAT(control::ReplyStatus(daemon_->Handle(json{{"cmd", "connect"}, {"traddr", "x"}})),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NQN")));
+  EXPECT_THAT(control::ReplyStatus(daemon_->Handle(json{{"cmd", "disconnect"}, {"subnqn", kNqn}})),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("no connection")));
   EXPECT_THAT(
-      control::ReplyStatus(daemon_->Handle(json{{"cmd", "disconnect"}, {"subnqn", kNqn}})),
-      StatusIs(absl::StatusCode::kNotFound, HasSubstr("no connection")));
-  EXPECT_THAT(control::ReplyStatus(
-                  daemon_->Handle(json{{"cmd", "disconnect"}, {"device", "/dev/ublkb9"}})),
-              StatusIs(absl::StatusCode::kNotFound, HasSubstr("not an nvmf-ublk device")));
+      control::ReplyStatus(daemon_->Handle(json{{"cmd", "disconnect"}, {"device", "/dev/ublkb9"}})),
+      StatusIs(absl::StatusCode::kNotFound, HasSubstr("not an nvmf-ublk device")));
   EXPECT_THAT(control::ReplyStatus(daemon_->Handle(json{{"cmd", "disconnect"}})),
               StatusIs(absl::StatusCode::kInvalidArgument));
   json list = daemon_->Handle(json{{"cmd", "list"}});

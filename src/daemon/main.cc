@@ -58,7 +58,10 @@ void PrivateMountNamespace() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  using namespace nvmf_ublk;
+  using nvmf_ublk::LogLevel;
+  using nvmf_ublk::ParseLogLevel;
+  using nvmf_ublk::SetMinLogLevel;
+  namespace daemon = nvmf_ublk::daemon;
   daemon::DaemonOptions opts;
   std::string socket;
   std::string level = "info";

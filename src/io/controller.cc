@@ -23,12 +23,18 @@ constexpr uint32_t kMaxAers = 4;
 
 const char* Controller::ToString(int state) {
   switch (state) {
-    case kNew: return "new";
-    case kConnecting: return "connecting";
-    case kLive: return "live";
-    case kResetting: return "resetting";
-    case kDeleting: return "deleting";
-    case kDeleted: return "deleted";
+    case kNew:
+      return "new";
+    case kConnecting:
+      return "connecting";
+    case kLive:
+      return "live";
+    case kResetting:
+      return "resetting";
+    case kDeleting:
+      return "deleting";
+    case kDeleted:
+      return "deleted";
   }
   return "?";
 }
@@ -125,8 +131,9 @@ ConnectionOptions Controller::MakeConnectionOptions(uint16_t qid, uint16_t queue
 void Controller::Connect() {
   ++epoch_;
   dead_admins_.clear();
-  admin_ = std::make_unique<TcpConnection>(admin_reactor_, MakeConnectionOptions(0, kAdminQueueSize),
-                                           static_cast<ConnectionObserver*>(this));
+  admin_ =
+      std::make_unique<TcpConnection>(admin_reactor_, MakeConnectionOptions(0, kAdminQueueSize),
+                                      static_cast<ConnectionObserver*>(this));
   admin_->Start();
 }
 
@@ -138,9 +145,8 @@ void Controller::SubmitAdmin(const nvme::Sqe& sqe, void* data, uint32_t len, Adm
   }
   if (timeout_ns < 0) timeout_ns = options_.admin_timeout_ns;
   const uint64_t cookie = next_cookie_++;
-  admin_pending_[cookie] =
-      PendingAdmin{std::move(cb), timeout_ns ? MonotonicNanos() + timeout_ns : 0,
-                   nvme::CommandName(sqe, true)};
+  admin_pending_[cookie] = PendingAdmin{
+      std::move(cb), timeout_ns ? MonotonicNanos() + timeout_ns : 0, nvme::CommandName(sqe, true)};
   const int rc = admin_->Submit(sqe, data, len, cookie);
   if (rc < 0) {
     auto node = admin_pending_.extract(cookie);
@@ -172,9 +178,7 @@ void Controller::Step(const char* what, const nvme::Sqe& sqe, void* data, uint32
   });
 }
 
-void Controller::FailBringUp(const char* what, const IoResult& r) {
-  FailBringUp(r.ToStatus(what));
-}
+void Controller::FailBringUp(const char* what, const IoResult& r) { FailBringUp(r.ToStatus(what)); }
 
 void Controller::FailBringUp(const absl::Status& why) {
   if (ever_live_ || options_.retry_initial_connect) {
@@ -219,27 +223,28 @@ void Controller::EnableController() {
 }
 
 void Controller::WaitReady(int64_t deadline_ns) {
-  Step("Property Get CSTS", nvme::BuildPropertyGet(nvme::Property::kCsts), nullptr, 0,
-       [this, deadline_ns](const IoResult& r) {
-         if (r.dw0 & nvme::kCstsFatal) {
-           FailBringUp(absl::InternalError("controller reports Controller Fatal Status (CSTS.CFS)"));
-           return;
-         }
-         if (r.dw0 & nvme::kCstsReady) {
-           IdentifyController();
-           return;
-         }
-         if (MonotonicNanos() > deadline_ns) {
-           FailBringUp(absl::DeadlineExceededError(absl::StrFormat(
-               "controller did not become ready (CSTS.RDY) within CAP.TO = %u ms",
-               nvme::CapTimeoutMs(cap_))));
-           return;
-         }
-         const uint64_t epoch = epoch_;
-         admin_reactor_->AddTimerAfter(10 * kMs, [this, epoch, deadline_ns] {
-           if (epoch == epoch_ && state_ == kConnecting) WaitReady(deadline_ns);
-         });
-       });
+  Step(
+      "Property Get CSTS", nvme::BuildPropertyGet(nvme::Property::kCsts), nullptr, 0,
+      [this, deadline_ns](const IoResult& r) {
+        if (r.dw0 & nvme::kCstsFatal) {
+          FailBringUp(absl::InternalError("controller reports Controller Fatal Status (CSTS.CFS)"));
+          return;
+        }
+        if (r.dw0 & nvme::kCstsReady) {
+          IdentifyController();
+          return;
+        }
+        if (MonotonicNanos() > deadline_ns) {
+          FailBringUp(absl::DeadlineExceededError(
+              absl::StrFormat("controller did not become ready (CSTS.RDY) within CAP.TO = %u ms",
+                              nvme::CapTimeoutMs(cap_))));
+          return;
+        }
+        const uint64_t epoch = epoch_;
+        admin_reactor_->AddTimerAfter(10 * kMs, [this, epoch, deadline_ns] {
+          if (epoch == epoch_ && state_ == kConnecting) WaitReady(deadline_ns);
+        });
+      });
 }
 
 void Controller::IdentifyController() {
@@ -266,8 +271,8 @@ void Controller::IdentifyController() {
 }
 
 void Controller::SetQueueCount() {
-  uint32_t want = options_.nr_io_queues ? options_.nr_io_queues
-                                        : static_cast<uint32_t>(io_reactors_.size());
+  uint32_t want =
+      options_.nr_io_queues ? options_.nr_io_queues : static_cast<uint32_t>(io_reactors_.size());
   want = std::min<uint32_t>(want, static_cast<uint32_t>(io_reactors_.size()));
   Step("Set Features (Number of Queues)", nvme::BuildSetNumberOfQueues(static_cast<uint16_t>(want)),
        nullptr, 0, [this, want](const IoResult& r) {
@@ -276,15 +281,15 @@ void Controller::SetQueueCount() {
          granted_queues_ = std::min(want, nvme::GrantedQueueCount(cqe));
          if (io_queues_.empty()) {
            for (uint32_t i = 0; i < granted_queues_; ++i) {
-             io_queues_.push_back(std::make_unique<IoQueue>(
-                 this, static_cast<uint16_t>(i + 1), io_reactors_[i], options_.io_timeout_ns,
-                 options_.abort_timeout_ns));
+             io_queues_.push_back(std::make_unique<IoQueue>(this, static_cast<uint16_t>(i + 1),
+                                                            io_reactors_[i], options_.io_timeout_ns,
+                                                            options_.abort_timeout_ns));
              io_open_.push_back(false);
            }
          } else if (granted_queues_ < io_queues_.size()) {
-           FailBringUp(absl::ResourceExhaustedError(absl::StrFormat(
-               "controller granted %u I/O queues, fewer than the %u in use", granted_queues_,
-               io_queues_.size())));
+           FailBringUp(absl::ResourceExhaustedError(
+               absl::StrFormat("controller granted %u I/O queues, fewer than the %u in use",
+                               granted_queues_, io_queues_.size())));
            return;
          }
          ConfigureEvents();
@@ -382,27 +387,26 @@ void Controller::IdentifyNamespace(size_t index) {
          NamespaceEntry entry{nsid, *ns, nvme::NamespaceIdsFromIdentify(*ns)};
          const uint64_t epoch = epoch_;
          // The descriptor list is optional for old controllers: fall back to Identify's IDs.
-         SubmitAdmin(nvme::BuildIdentify(nvme::IdentifyCns::kNamespaceIdDescriptors, nsid),
-                     identify_buf_, sizeof(identify_buf_),
-                     [this, epoch, index, entry](const IoResult& r) mutable {
-                       if (epoch != epoch_ || state_ != kConnecting) return;
-                       if (r.err != 0) {
-                         FailBringUp("Identify (Namespace ID Descriptors)", r);
-                         return;
-                       }
-                       if (r.ok()) {
-                         auto ids = nvme::ParseNamespaceIdDescriptors(identify_buf_,
-                                                                      sizeof(identify_buf_));
-                         if (ids.ok()) {
-                           if (ids->nguid) entry.ids.nguid = ids->nguid;
-                           if (ids->eui64) entry.ids.eui64 = ids->eui64;
-                           if (ids->uuid) entry.ids.uuid = ids->uuid;
-                           if (ids->csi) entry.ids.csi = ids->csi;
-                         }
-                       }
-                       namespaces_.push_back(entry);
-                       IdentifyNamespace(index + 1);
-                     });
+         SubmitAdmin(
+             nvme::BuildIdentify(nvme::IdentifyCns::kNamespaceIdDescriptors, nsid), identify_buf_,
+             sizeof(identify_buf_), [this, epoch, index, entry](const IoResult& r) mutable {
+               if (epoch != epoch_ || state_ != kConnecting) return;
+               if (r.err != 0) {
+                 FailBringUp("Identify (Namespace ID Descriptors)", r);
+                 return;
+               }
+               if (r.ok()) {
+                 auto ids = nvme::ParseNamespaceIdDescriptors(identify_buf_, sizeof(identify_buf_));
+                 if (ids.ok()) {
+                   if (ids->nguid) entry.ids.nguid = ids->nguid;
+                   if (ids->eui64) entry.ids.eui64 = ids->eui64;
+                   if (ids->uuid) entry.ids.uuid = ids->uuid;
+                   if (ids->csi) entry.ids.csi = ids->csi;
+                 }
+               }
+               namespaces_.push_back(entry);
+               IdentifyNamespace(index + 1);
+             });
        });
 }
 
@@ -493,8 +497,8 @@ void Controller::BecomeLive() {
   ForEachQueue([](IoQueue* q) { q->SetMode(IoQueue::Mode::kLive); });
   SetState(kLive);
   if (options_.kato_s > 0 && !keep_alive_timer_) {
-    keep_alive_timer_ = admin_reactor_->AddTimerAfter(options_.kato_s * kSec / 2,
-                                                      [this] { KeepAlive(); });
+    keep_alive_timer_ =
+        admin_reactor_->AddTimerAfter(options_.kato_s * kSec / 2, [this] { KeepAlive(); });
   }
 }
 
@@ -577,13 +581,12 @@ void Controller::ErrorRecovery(const absl::Status& why) {
   // attempt comes back here: it must neither park I/O again nor restart the timer (it used to do
   // both, so I/O submitted after the expiry waited up to another fast_io_fail_tmo).
   if (options_.fast_io_fail_tmo_s >= 0 && !fast_fail_timer_ && !fast_fail_expired_) {
-    fast_fail_timer_ =
-        admin_reactor_->AddTimerAfter(options_.fast_io_fail_tmo_s * kSec, [this] {
-          fast_fail_timer_ = 0;
-          fast_fail_expired_ = true;
-          NLOG(WARNING) << name() << ": fast_io_fail_tmo expired: failing queued I/O";
-          ForEachQueue([](IoQueue* q) { q->SetMode(IoQueue::Mode::kFailFast); });
-        });
+    fast_fail_timer_ = admin_reactor_->AddTimerAfter(options_.fast_io_fail_tmo_s * kSec, [this] {
+      fast_fail_timer_ = 0;
+      fast_fail_expired_ = true;
+      NLOG(WARNING) << name() << ": fast_io_fail_tmo expired: failing queued I/O";
+      ForEachQueue([](IoQueue* q) { q->SetMode(IoQueue::Mode::kFailFast); });
+    });
   }
   if (!fast_fail_expired_) ForEachQueue([](IoQueue* q) { q->SetMode(IoQueue::Mode::kPark); });
   CloseAll(why);
@@ -628,8 +631,8 @@ void Controller::MaybeReconnect() {
 }
 
 void Controller::FinishDelete(const absl::Status& why) {
-  for (Reactor::TimerId* t : {&reconnect_timer_, &fast_fail_timer_, &keep_alive_timer_,
-                              &tick_timer_}) {
+  for (Reactor::TimerId* t :
+       {&reconnect_timer_, &fast_fail_timer_, &keep_alive_timer_, &tick_timer_}) {
     if (*t) admin_reactor_->CancelTimer(*t);
     *t = 0;
   }
@@ -673,16 +676,16 @@ void Controller::Shutdown(std::function<void()> done) {
       q->reactor()->Post(close);
     }
   }
-  SubmitAdmin(nvme::BuildPropertySet(nvme::Property::kCc,
-                                     (cc_ & ~nvme::kCcShnMask) | nvme::kCcShnNormal),
-              nullptr, 0, [this](const IoResult& r) {
-                if (!r.ok()) {
-                  CloseAll(absl::CancelledError("controller shut down"));
-                  MaybeReconnect();
-                  return;
-                }
-                WaitShutdown(MonotonicNanos() + 5 * kSec);
-              });
+  SubmitAdmin(
+      nvme::BuildPropertySet(nvme::Property::kCc, (cc_ & ~nvme::kCcShnMask) | nvme::kCcShnNormal),
+      nullptr, 0, [this](const IoResult& r) {
+        if (!r.ok()) {
+          CloseAll(absl::CancelledError("controller shut down"));
+          MaybeReconnect();
+          return;
+        }
+        WaitShutdown(MonotonicNanos() + 5 * kSec);
+      });
 }
 
 void Controller::WaitShutdown(int64_t deadline_ns) {
@@ -712,9 +715,8 @@ void Controller::ReadDiscoveryLog(
   };
   nvme::DiscoveryLogReader::Options ropts;
   if (max_transfer_ != 0) {
-    ropts.max_chunk_bytes = static_cast<uint32_t>(
-        std::max<uint64_t>(1024, std::min<uint64_t>(ropts.max_chunk_bytes, max_transfer_) / 1024 *
-                                     1024));
+    ropts.max_chunk_bytes = static_cast<uint32_t>(std::max<uint64_t>(
+        1024, std::min<uint64_t>(ropts.max_chunk_bytes, max_transfer_) / 1024 * 1024));
   }
   auto reader = nvme::DiscoveryLogReader::Create(ropts);
   if (!reader.ok()) {

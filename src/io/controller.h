@@ -1,10 +1,10 @@
 // An NVMe over Fabrics controller association over TCP: the admin queue on the control reactor and
 // one I/O queue per I/O reactor, brought up, kept alive, and recovered after errors.
 //
-// Bring-up (NVMe-oF 1.1 §3.5, Base 2.0 §3.5.1): admin Connect -> Property Get CAP and VS -> Property
-// Set CC.EN -> poll CSTS.RDY within CAP.TO -> Identify Controller -> (I/O controllers) Set Features
-// Number of Queues -> Asynchronous Event Configuration + Async Event Requests -> Identify active
-// namespaces -> connect the I/O queues -> live. Keep Alive every KATO/2.
+// Bring-up (NVMe-oF 1.1 §3.5, Base 2.0 §3.5.1): admin Connect -> Property Get CAP and VS ->
+// Property Set CC.EN -> poll CSTS.RDY within CAP.TO -> Identify Controller -> (I/O controllers) Set
+// Features Number of Queues -> Asynchronous Event Configuration + Async Event Requests -> Identify
+// active namespaces -> connect the I/O queues -> live. Keep Alive every KATO/2.
 //
 // Error recovery (DESIGN.md §8.6): every failure - a queue's transport or protocol error, an admin
 // command or keep-alive timeout, an I/O command whose Abort did not help - enters ErrorRecovery(),
@@ -49,13 +49,13 @@ struct ControllerOptions {
   std::string subnqn;
   std::string hostnqn;
   std::array<uint8_t, 16> hostid{};
-  bool discovery = false;           // connect to a discovery controller (admin queue only)
-  uint32_t nr_io_queues = 0;        // 0: one per I/O reactor
-  uint32_t queue_size = 128;        // I/O SQ entries (capped by CAP.MQES)
-  int kato_s = -1;                  // -1: 5 s (30 s for discovery); 0 disables keep-alive
+  bool discovery = false;     // connect to a discovery controller (admin queue only)
+  uint32_t nr_io_queues = 0;  // 0: one per I/O reactor
+  uint32_t queue_size = 128;  // I/O SQ entries (capped by CAP.MQES)
+  int kato_s = -1;            // -1: 5 s (30 s for discovery); 0 disables keep-alive
   int reconnect_delay_s = 10;
-  int ctrl_loss_tmo_s = 600;        // -1: reconnect forever
-  int fast_io_fail_tmo_s = -1;      // -1: off (I/O waits for the reconnect)
+  int ctrl_loss_tmo_s = 600;    // -1: reconnect forever
+  int fast_io_fail_tmo_s = -1;  // -1: off (I/O waits for the reconnect)
   bool hdr_digest = false;
   bool data_digest = false;
   bool disable_sqflow = false;
@@ -63,7 +63,7 @@ struct ControllerOptions {
   int64_t admin_timeout_ns = 30'000'000'000;
   int64_t io_timeout_ns = 30'000'000'000;
   int64_t abort_timeout_ns = 5'000'000'000;  // after an Abort, before resetting
-  std::string name;                 // for logs; default "nvmeof-<traddr>:<port>"
+  std::string name;                          // for logs; default "nvmeof-<traddr>:<port>"
   // Treat a failed first connect like a lost association (reconnect until ctrl_loss_tmo) instead
   // of giving up at once: for a restarted daemon whose devices still exist.
   bool retry_initial_connect = false;
@@ -195,7 +195,7 @@ class Controller final : private ConnectionObserver {
   std::unordered_map<uint64_t, PendingAdmin> admin_pending_;
   uint64_t next_cookie_ = 1;
   std::vector<std::unique_ptr<IoQueue>> io_queues_;
-  std::vector<bool> io_open_;   // per I/O queue: a connection exists (not yet reported closed)
+  std::vector<bool> io_open_;  // per I/O queue: a connection exists (not yet reported closed)
   uint32_t io_live_ = 0;
 
   uint64_t cap_ = 0;

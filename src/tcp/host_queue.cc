@@ -554,9 +554,9 @@ void HostQueue::Fail(const absl::Status& status) {
 }
 
 void HostQueue::FailOutstanding(int error) {
-  // Drop pending sends except nothing: the connection is gone, so every byte is moot.
+  // The connection is gone: every pending byte is moot.
   send_head_ = send_count_ = head_sent_ = 0;
-  for (uint16_t i = 0; i < slots_.size(); ++i) {
+  for (uint16_t i = 0; i < static_cast<uint16_t>(slots_.size()); ++i) {
     Slot& s = slots_[i];
     if (!s.busy) continue;
     s.sends = 0;

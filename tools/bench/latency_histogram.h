@@ -5,6 +5,7 @@
 #define NVMF_UBLK_TOOLS_BENCH_LATENCY_HISTOGRAM_H_
 
 #include <array>
+#include <cmath>
 #include <cstdint>
 
 namespace nvmf_ublk::bench {
@@ -34,7 +35,8 @@ class LatencyHistogram {
   // Upper bound of the bucket holding the p-th percentile (0 < p <= 100).
   uint64_t PercentileNs(double p) const {
     if (total_ == 0) return 0;
-    const uint64_t rank = static_cast<uint64_t>(p / 100.0 * static_cast<double>(total_) + 0.5);
+    const uint64_t rank =
+        static_cast<uint64_t>(std::llround(p / 100.0 * static_cast<double>(total_)));
     uint64_t seen = 0;
     for (int i = 0; i < kBuckets; ++i) {
       seen += counts_[i];

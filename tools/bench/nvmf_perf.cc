@@ -209,11 +209,9 @@ int Run(const Config& cfg) {
   for (uint32_t i = 0; i < queues; ++i) {
     workers.push_back(std::make_unique<Worker>(cfg, c->io_queue(i), *ns, i, queues));
   }
-  const double cpu0 = CpuSeconds();
   const int64_t t0 = MonotonicNanos();
   const int64_t warmup_end = t0 + static_cast<int64_t>(cfg.warmup * 1e9);
   const int64_t end = warmup_end + static_cast<int64_t>(cfg.seconds * 1e9);
-  double cpu_warm = cpu0;
   for (uint32_t i = 0; i < queues; ++i) {
     Worker* w = workers[i].get();
     std::promise<void>* d = &done[i];
@@ -221,7 +219,7 @@ int Run(const Config& cfg) {
   }
   // CPU time is counted from the end of the warm-up, like the I/O.
   while (MonotonicNanos() < warmup_end) usleep(1000);
-  cpu_warm = CpuSeconds();
+  const double cpu_warm = CpuSeconds();
   for (auto& d : done) d.get_future().wait();
   const int64_t t1 = MonotonicNanos();
   const double cpu = CpuSeconds() - cpu_warm;

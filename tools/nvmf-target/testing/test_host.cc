@@ -120,7 +120,7 @@ void TestQueue::CloseSocket() {
 
 bool TestQueue::Poll(int timeout_ms) {
   if (closed_) return false;
-  pollfd p{fd_.get(), static_cast<short>(POLLIN | (queue_->HasPendingSend() ? POLLOUT : 0)), 0};
+  pollfd p{fd_.get(), static_cast<int16_t>(POLLIN | (queue_->HasPendingSend() ? POLLOUT : 0)), 0};
   const int n = poll(&p, 1, timeout_ms);
   if (n < 0) {
     if (errno == EINTR) return true;
@@ -219,7 +219,7 @@ absl::Status EnableController(TestQueue& admin) {
 }
 
 absl::StatusOr<Session> ConnectSession(uint16_t port, const std::string& subnqn, int io_queues,
-                                       tcp::HostQueueOptions io_options) {
+                                       const tcp::HostQueueOptions& io_options) {
   Session s;
   ASSIGN_OR_RETURN(s.admin, TestQueue::Connect(port, QueueOptions(subnqn)));
   RETURN_IF_ERROR(EnableController(*s.admin));

@@ -98,7 +98,7 @@ struct Session {
   TestQueue& io0() { return *io.at(0); }
 };
 absl::StatusOr<Session> ConnectSession(uint16_t port, const std::string& subnqn, int io_queues = 1,
-                                       tcp::HostQueueOptions io_options = {});
+                                       const tcp::HostQueueOptions& io_options = {});
 
 // --- Raw PDUs ----------------------------------------------------------------------------------
 
