@@ -410,7 +410,7 @@ void Controller::IdentifyNamespace(size_t index) {
        });
 }
 
-void Controller::ForEachQueue(std::function<void(IoQueue*)> fn) {
+void Controller::ForEachQueue(const std::function<void(IoQueue*)>& fn) {
   for (auto& q : io_queues_) {
     IoQueue* raw = q.get();
     if (raw->reactor()->InReactorThread()) {

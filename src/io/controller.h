@@ -173,7 +173,7 @@ class Controller final : private ConnectionObserver {
   void MaybeReconnect();
   void FinishDelete(const absl::Status& why);
   void CloseAll(const absl::Status& why);
-  void ForEachQueue(std::function<void(IoQueue*)> fn);
+  void ForEachQueue(const std::function<void(IoQueue*)>& fn);
   void WaitShutdown(int64_t deadline_ns);
   void FailBringUp(const char* what, const IoResult& r);
   void FailBringUp(const absl::Status& why);
