@@ -109,11 +109,11 @@ TEST_F(EngineNvmetTest, Write64MiBAndReadBackNoDigests) {
   WriteReadVerify(c.get(), env_, 64ull << 20, 128 * 1024);
 }
 
-TEST_F(EngineNvmetTest, WriteAndReadBackWithDigests) {
+TEST_F(EngineNvmetTest, Write64MiBAndReadBackWithDigests) {
   ControllerOptions o = Opts(env_, env_.nqn);
   o.hdr_digest = o.data_digest = true;
   ASSERT_OK_AND_ASSIGN(auto c, SyncController::Connect(engine_.get(), o));
-  WriteReadVerify(c.get(), env_, 16ull << 20, 64 * 1024);
+  WriteReadVerify(c.get(), env_, 64ull << 20, 64 * 1024);
 }
 
 TEST_F(EngineNvmetTest, ReadPastTheEndIsAnNvmeErrorNotRetried) {
