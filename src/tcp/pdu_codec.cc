@@ -115,7 +115,7 @@ uint32_t EncodeTermReq(uint8_t* out, PduType type, Fes fes, uint32_t fei,
   auto* p = reinterpret_cast<TermReqPdu*>(out);
   p->fes.set(static_cast<uint16_t>(fes));
   p->fei.set(fei);
-  std::memcpy(out + sizeof(TermReqPdu), offending.data(), n);
+  if (n > 0) std::memcpy(out + sizeof(TermReqPdu), offending.data(), n);
   return sizeof(TermReqPdu) + n;
 }
 
