@@ -35,23 +35,22 @@ std::vector<Reactor*> Engine::io_reactors() const {
 absl::StatusOr<std::unique_ptr<SyncController>> SyncController::Connect(Engine* engine,
                                                                         ControllerOptions options) {
   std::unique_ptr<SyncController> s(new SyncController(engine));
-  SyncController* raw = s.get();
-  absl::Status started = Engine::RunOn(engine->control(), [&] {
-    raw->ctrl_ =
-        std::make_unique<Controller>(std::move(options), engine->control(), engine->io_reactors(),
-                                     static_cast<ControllerListener*>(raw));
-    return raw->ctrl_->Start();
+  RETURN_IF_ERROR(s->StartAndWait(std::move(options)));
+  return s;
+}
+
+absl::Status SyncController::StartAndWait(ControllerOptions options) {
+  absl::Status started = Engine::RunOn(engine_->control(), [&] {
+    ctrl_ =
+        std::make_unique<Controller>(std::move(options), engine_->control(), engine_->io_reactors(),
+                                     static_cast<ControllerListener*>(this));
+    return ctrl_->Start();
   });
   if (!started.ok()) return started;
-  std::unique_lock<std::mutex> lock(s->mu_);
-  s->cv_.wait(lock,
-              [&] { return s->state_ == Controller::kLive || s->state_ == Controller::kDeleted; });
-  if (s->state_ == Controller::kDeleted) {
-    absl::Status why = s->last_reason_;
-    lock.unlock();
-    return why.ok() ? absl::UnavailableError("controller was deleted") : why;
-  }
-  return s;
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return state_ == Controller::kLive || state_ == Controller::kDeleted; });
+  if (state_ == Controller::kLive) return absl::OkStatus();
+  return last_reason_.ok() ? absl::UnavailableError("controller was deleted") : last_reason_;
 }
 
 SyncController::~SyncController() {
@@ -65,7 +64,15 @@ SyncController::~SyncController() {
 void SyncController::OnControllerState(Controller*, int state, const absl::Status& why) {
   std::lock_guard<std::mutex> lock(mu_);
   state_ = state;
+  history_.push_back(state);
+  if (state == Controller::kLive) ++times_live_;
   if (!why.ok()) last_reason_ = why;
+  cv_.notify_all();
+}
+
+void SyncController::OnAsyncEvent(Controller*, const nvme::AsyncEvent& event) {
+  std::lock_guard<std::mutex> lock(mu_);
+  events_.push_back(event);
   cv_.notify_all();
 }
 
@@ -74,16 +81,62 @@ int SyncController::state() const {
   return state_;
 }
 
+absl::Status SyncController::last_reason() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_reason_;
+}
+
+std::vector<int> SyncController::history() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return history_;
+}
+
+uint32_t SyncController::times_live() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return times_live_;
+}
+
+uint32_t SyncController::reconnects() const {
+  return Engine::RunOn(engine_->control(), [&] { return ctrl_->reconnects(); });
+}
+
+std::vector<nvme::AsyncEvent> SyncController::events() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return events_;
+}
+
 bool SyncController::WaitState(int state, int64_t timeout_ns) {
   std::unique_lock<std::mutex> lock(mu_);
   return cv_.wait_for(lock, std::chrono::nanoseconds(timeout_ns), [&] { return state_ == state; });
 }
 
+bool SyncController::WaitLive(uint32_t n, int64_t timeout_ns) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, std::chrono::nanoseconds(timeout_ns),
+                      [&] { return state_ == Controller::kLive && times_live_ >= n; });
+}
+
+bool SyncController::WaitEvents(size_t n, int64_t timeout_ns) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, std::chrono::nanoseconds(timeout_ns),
+                      [&] { return events_.size() >= n; });
+}
+
 void SyncController::Disconnect() {
-  if (!ctrl_) return;
+  if (!ctrl_ || disconnected_) return;
+  disconnected_ = true;
   std::promise<void> done;
   engine_->control()->Post([&] { ctrl_->Shutdown([&] { done.set_value(); }); });
   done.get_future().wait();
+}
+
+void SyncController::Submit(size_t index, IoRequest* req) {
+  IoQueue* q = ctrl_->io_queue(index);
+  if (q == nullptr) {
+    req->callback->OnIoDone(req, IoResult{-ENODEV});
+    return;
+  }
+  q->reactor()->Post([q, req] { q->Submit(req); });
 }
 
 IoResult SyncController::Io(size_t index, IoRequest* req) {
@@ -93,9 +146,15 @@ IoResult SyncController::Io(size_t index, IoRequest* req) {
   } waiter;
   auto fut = waiter.p.get_future();
   req->callback = &waiter;
-  IoQueue* q = ctrl_->io_queue(index);
-  if (q == nullptr) return IoResult{-ENODEV};
-  q->reactor()->Post([q, req] { q->Submit(req); });
+  Submit(index, req);
+  return fut.get();
+}
+
+IoResult SyncController::Admin(const nvme::Sqe& sqe, void* data, uint32_t len) {
+  std::promise<IoResult> p;
+  auto fut = p.get_future();
+  engine_->control()->Post(
+      [&] { ctrl_->SubmitAdmin(sqe, data, len, [&p](const IoResult& r) { p.set_value(r); }); });
   return fut.get();
 }
 

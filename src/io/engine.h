@@ -42,36 +42,64 @@ class Engine {
   std::vector<std::unique_ptr<Reactor>> io_;
 };
 
-// Blocking use of one controller: connect, wait until live, run I/O one request at a time,
-// read the discovery log, disconnect. For the CLI's discover, tests and tools; the data path proper
-// is asynchronous (IoQueue::Submit on the queue's reactor).
-class SyncController final : private ControllerListener {
+// Blocking use of one controller: connect, wait until live, run I/O and admin commands, read the
+// discovery log, watch state changes and asynchronous events, disconnect. For the CLI's discover,
+// tools and tests; the data path proper is asynchronous (IoQueue::Submit on the queue's reactor).
+// Never call it from a reactor thread.
+class SyncController : private ControllerListener {
  public:
   // Connects and waits until the controller is live, or returns why it could not be.
   static absl::StatusOr<std::unique_ptr<SyncController>> Connect(Engine* engine,
                                                                  ControllerOptions options);
+  // Disconnects (if not done yet) and destroys the controller on the control reactor.
   ~SyncController() override;
 
   Controller* controller() const { return ctrl_.get(); }
+  Engine* engine() const { return engine_; }
+
   // Runs one prepared request on I/O queue `index` and waits for it.
   IoResult Io(size_t index, IoRequest* req);
+  // Posts the submission of `req` (its callback set) to the queue's reactor.
+  void Submit(size_t index, IoRequest* req);
+  // Runs one admin command and waits for it.
+  IoResult Admin(const nvme::Sqe& sqe, void* data, uint32_t len);
   // Discovery controllers: the whole log.
   absl::StatusOr<std::vector<nvme::DiscoveryEntry>> DiscoveryLog();
-  // Waits until the controller reaches `state` (e.g. after a reconnect), up to `timeout_ns`.
-  bool WaitState(int state, int64_t timeout_ns);
+
   int state() const;
-  // Orderly disconnect (CC.SHN); idempotent.
+  absl::Status last_reason() const;
+  // Every state entered, in order; how many times it became live (1 after Connect).
+  std::vector<int> history() const;
+  uint32_t times_live() const;
+  // Controller::reconnects(), read on the control reactor.
+  uint32_t reconnects() const;
+  std::vector<nvme::AsyncEvent> events() const;
+  // Wait (up to `timeout_ns`) for a state, for the n-th time live, for n asynchronous events.
+  bool WaitState(int state, int64_t timeout_ns);
+  bool WaitLive(uint32_t n, int64_t timeout_ns);
+  bool WaitEvents(size_t n, int64_t timeout_ns);
+
+  // Orderly disconnect (CC.SHN); waits until deleted. Idempotent.
   void Disconnect();
 
- private:
+ protected:
   explicit SyncController(Engine* engine) : engine_(engine) {}
+  // Creates and starts the controller, then waits until it is live or deleted.
+  absl::Status StartAndWait(ControllerOptions options);
+
+ private:
   void OnControllerState(Controller* ctrl, int state, const absl::Status& why) override;
+  void OnAsyncEvent(Controller* ctrl, const nvme::AsyncEvent& event) override;
 
   Engine* engine_;
   std::unique_ptr<Controller> ctrl_;
+  bool disconnected_ = false;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   int state_ = Controller::kNew;
+  uint32_t times_live_ = 0;
+  std::vector<int> history_;
+  std::vector<nvme::AsyncEvent> events_;
   absl::Status last_reason_;
 };
 

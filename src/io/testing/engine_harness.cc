@@ -125,92 +125,8 @@ int64_t Completions::completed_at_ns(size_t k) const {
 absl::StatusOr<std::unique_ptr<TestController>> TestController::Connect(Engine* engine,
                                                                         ControllerOptions options) {
   std::unique_ptr<TestController> t(new TestController(engine));
-  TestController* raw = t.get();
-  const absl::Status started = Engine::RunOn(engine->control(), [&] {
-    raw->ctrl_ =
-        std::make_unique<Controller>(std::move(options), engine->control(), engine->io_reactors(),
-                                     static_cast<ControllerListener*>(raw));
-    return raw->ctrl_->Start();
-  });
-  if (!started.ok()) return started;
-  std::unique_lock<std::mutex> lock(t->mu_);
-  t->cv_.wait(lock,
-              [&] { return t->state_ == Controller::kLive || t->state_ == Controller::kDeleted; });
-  if (t->state_ == Controller::kDeleted) {
-    const absl::Status why = t->last_reason_;
-    lock.unlock();
-    return why.ok() ? absl::UnavailableError("controller was deleted") : why;
-  }
+  if (absl::Status s = t->StartAndWait(std::move(options)); !s.ok()) return s;
   return t;
-}
-
-TestController::~TestController() {
-  Shutdown();
-  Engine::RunOn(engine_->control(), [&] {
-    ctrl_.reset();
-    return 0;
-  });
-}
-
-void TestController::OnControllerState(Controller*, int state, const absl::Status& why) {
-  std::lock_guard<std::mutex> lock(mu_);
-  state_ = state;
-  history_.push_back(state);
-  if (state == Controller::kLive) ++times_live_;
-  if (!why.ok()) last_reason_ = why;
-  cv_.notify_all();
-}
-
-void TestController::OnAsyncEvent(Controller*, const nvme::AsyncEvent& event) {
-  std::lock_guard<std::mutex> lock(mu_);
-  events_.push_back(event);
-  cv_.notify_all();
-}
-
-int TestController::state() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return state_;
-}
-
-absl::Status TestController::last_reason() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return last_reason_;
-}
-
-uint32_t TestController::times_live() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return times_live_;
-}
-
-std::vector<int> TestController::history() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return history_;
-}
-
-uint32_t TestController::reconnects() const {
-  return Engine::RunOn(engine_->control(), [&] { return ctrl_->reconnects(); });
-}
-
-bool TestController::WaitState(int state, int64_t timeout_ns) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_for(lock, std::chrono::nanoseconds(timeout_ns), [&] { return state_ == state; });
-}
-
-bool TestController::WaitLive(uint32_t n, int64_t timeout_ns) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_for(lock, std::chrono::nanoseconds(timeout_ns),
-                      [&] { return state_ == Controller::kLive && times_live_ >= n; });
-}
-
-std::vector<nvme::AsyncEvent> TestController::events() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return events_;
-}
-
-bool TestController::WaitEvents(size_t n, int64_t timeout_ns) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_for(lock, std::chrono::nanoseconds(timeout_ns),
-                      [&] { return events_.size() >= n; });
 }
 
 IoResult TestController::Io(size_t queue, IoRequest* req) {
@@ -231,44 +147,9 @@ IoResult TestController::Io(size_t queue, IoRequest* req) {
   const IoResult r = fut.get();
   // Give a (wrong) second completion a chance to show up before `waiter` goes away: one more turn
   // of the queue's reactor.
-  IoQueue* q = ctrl_->io_queue(queue);
+  IoQueue* q = controller()->io_queue(queue);
   if (q != nullptr) Engine::RunOn(q->reactor(), [] { return 0; });
   return r;
-}
-
-void TestController::Submit(size_t queue, IoRequest* req) {
-  IoQueue* q = ctrl_->io_queue(queue);
-  if (q == nullptr) {
-    req->callback->OnIoDone(req, IoResult{-ENODEV});
-    return;
-  }
-  q->reactor()->Post([q, req] { q->Submit(req); });
-}
-
-IoResult TestController::Admin(const nvme::Sqe& sqe, void* data, uint32_t len) {
-  std::promise<IoResult> p;
-  auto fut = p.get_future();
-  engine_->control()->Post(
-      [&] { ctrl_->SubmitAdmin(sqe, data, len, [&p](const IoResult& r) { p.set_value(r); }); });
-  return fut.get();
-}
-
-absl::StatusOr<std::vector<nvme::DiscoveryEntry>> TestController::DiscoveryLog() {
-  std::promise<absl::StatusOr<std::vector<nvme::DiscoveryEntry>>> p;
-  auto fut = p.get_future();
-  engine_->control()->Post([&] {
-    ctrl_->ReadDiscoveryLog(
-        [&p](absl::StatusOr<std::vector<nvme::DiscoveryEntry>> r) { p.set_value(std::move(r)); });
-  });
-  return fut.get();
-}
-
-void TestController::Shutdown() {
-  if (!ctrl_ || shut_down_) return;
-  shut_down_ = true;
-  std::promise<void> done;
-  engine_->control()->Post([&] { ctrl_->Shutdown([&] { done.set_value(); }); });
-  done.get_future().wait();
 }
 
 // --- IoLoad --------------------------------------------------------------------------------------

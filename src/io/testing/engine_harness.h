@@ -78,66 +78,18 @@ class Completions final : public IoCallback {
   size_t done_ = 0;
 };
 
-class TestController final : public ControllerListener {
+// SyncController whose Io() also fails the test when a request completes more than once.
+class TestController final : public SyncController {
  public:
-  // Creates and starts the controller; waits until it is live (OK) or deleted (its reason).
   static absl::StatusOr<std::unique_ptr<TestController>> Connect(Engine* engine,
                                                                  ControllerOptions options);
-  // Shuts down (if not already) and destroys the controller on the control reactor.
-  ~TestController() override;
-
-  Controller* controller() const { return ctrl_.get(); }
-  Engine* engine() const { return engine_; }
-  int state() const;
-  absl::Status last_reason() const;
-  // How many times the controller became live (1 after Connect).
-  uint32_t times_live() const;
-  // Every state it entered, in order.
-  std::vector<int> history() const;
-  // Controller::reconnects(), read on the control reactor.
-  uint32_t reconnects() const;
-
-  bool WaitState(int state, int64_t timeout_ns);
-  // Waits until the controller is live and became live at least `n` times.
-  bool WaitLive(uint32_t n, int64_t timeout_ns);
-
-  std::vector<nvme::AsyncEvent> events() const;
-  bool WaitEvents(size_t n, int64_t timeout_ns);
-
-  // Runs one request on I/O queue `queue` and waits for its completion.
   IoResult Io(size_t queue, IoRequest* req);
-  // Posts the submission of `req` (whose callback is set) to the queue's reactor.
-  void Submit(size_t queue, IoRequest* req);
-  // Runs an admin command and waits for it.
-  IoResult Admin(const nvme::Sqe& sqe, void* data, uint32_t len);
-  absl::StatusOr<std::vector<nvme::DiscoveryEntry>> DiscoveryLog();
-  // Orderly shutdown; waits until deleted. Idempotent.
-  void Shutdown();
+  void Shutdown() { Disconnect(); }
 
  private:
-  explicit TestController(Engine* engine) : engine_(engine) {}
-  void OnControllerState(Controller* ctrl, int state, const absl::Status& why) override;
-  void OnAsyncEvent(Controller* ctrl, const nvme::AsyncEvent& event) override;
-
-  Engine* engine_;
-  std::unique_ptr<Controller> ctrl_;
-  bool shut_down_ = false;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  int state_ = Controller::kNew;
-  uint32_t times_live_ = 0;
-  std::vector<int> history_;
-  std::vector<nvme::AsyncEvent> events_;
-  absl::Status last_reason_;
+  explicit TestController(Engine* engine) : SyncController(engine) {}
 };
 
-// Asynchronous write-then-verify traffic on every I/O queue of a live controller.
-//
-// Each slot owns a disjoint LBA range and loops: write a fresh pattern, read it back into a
-// poisoned buffer and compare. Slots alternate between an in-capsule size and one that needs
-// R2Ts. A result of the failover or retry classes re-issues the same request from its callback
-// (it waits in the queue for the reconnect); -ENOTCONN/-ENODEV and kFail results stop the slot and
-// are recorded. Stop() lets every slot finish its current write+verify.
 class IoLoad final : public IoCallback {
  public:
   struct Options {
