@@ -11,21 +11,7 @@ require_cmd fio mkfs.ext4 blkdiscard blockdev fstrim sha256sum
 [[ -c /dev/ublk-control ]] || skip "no /dev/ublk-control (ublk_drv not loaded)"
 out=$NVMF_UBLK_GUEST_OUT
 
-kill_quiet() { kill -TERM "$1" 2>/dev/null || true; }
 umount_quiet() { ! mountpoint -q "$1" || umount -l "$1"; }
-# start_disk NAME ARGS...: starts ublk_ramdisk in the background; sets DEV and PID.
-start_disk() {
-  local name=$1
-  shift
-  rm -f "$out/$name.ready"
-  "$bin" "$@" --ready-file "$out/$name.ready" >"$out/$name.log" 2>&1 &
-  PID=$!
-  on_exit kill_quiet "$PID"
-  wait_for 30 "$name to come up" test -s "$out/$name.ready"
-  DEV=$(<"$out/$name.ready")
-  [[ -b $DEV ]] || fail "$name: $DEV is not a block device"
-  log "$name: $DEV (pid $PID)"
-}
 # stop_disk NAME PID DEV: SIGTERM, the server must exit 0 and the device must be gone; sets STATS.
 stop_disk() {
   local name=$1 pid=$2 dev=$3 rc=0
@@ -42,7 +28,7 @@ counter() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<" ${STATS#stats: }"; }
 
 # --- 512-byte blocks, inline backend: geometry, fio, ext4, discard, flush ----------------------
 size=$((96 * 1024 * 1024 + 3 * 4096))
-start_disk d512 --size "$size" --lbs 512 --pbs 4096 --queues 2 --depth 64
+ublk_ramdisk_start d512 30 --size "$size" --lbs 512 --pbs 4096 --queues 2 --depth 64
 dev=$DEV pid=$PID
 expect_eq "$(blockdev --getsize64 "$dev")" "$size" "size of $dev"
 expect_eq "$(blockdev --getss "$dev")" 512 "logical block size of $dev"
@@ -85,7 +71,7 @@ stop_disk d512 "$pid" "$dev"
 
 # --- 4096-byte blocks, asynchronous backend ----------------------------------------------------
 size=$((64 * 1024 * 1024))
-start_disk d4k --size "$size" --lbs 4096 --queues 2 --depth 32 --async
+ublk_ramdisk_start d4k 30 --size "$size" --lbs 4096 --queues 2 --depth 32 --async
 dev=$DEV pid=$PID
 expect_eq "$(blockdev --getsize64 "$dev")" "$size" "size of $dev"
 expect_eq "$(blockdev --getss "$dev")" 4096 "logical block size of $dev"

@@ -14,19 +14,6 @@ backing=/dev/shm/t_ublk_recovery.img
 rm -f "$backing"
 on_exit rm -f "$backing"
 
-kill_quiet() { kill -TERM "$1" 2>/dev/null || true; }
-# start_server NAME ARGS...: ublk_ramdisk in the background; sets DEV and PID once it serves.
-start_server() {
-  local name=$1
-  shift
-  rm -f "$out/$name.ready"
-  "$bin" "$@" --ready-file "$out/$name.ready" >"$out/$name.log" 2>&1 &
-  PID=$!
-  on_exit kill_quiet "$PID"
-  wait_for 60 "$name to serve" test -s "$out/$name.ready"
-  DEV=$(<"$out/$name.ready")
-  log "$name: $DEV (pid $PID)"
-}
 # If the test fails with the device left without a server, delete it (it would hold I/O forever).
 cleanup_device() {
   [[ -n ${DEV:-} && -e /dev/ublkc${DEV#/dev/ublkb} ]] || return 0
@@ -35,7 +22,7 @@ cleanup_device() {
 on_exit cleanup_device
 
 # 2 ms of backend latency: at the kill, requests sit in the dead server (taken, not committed).
-start_server first --size 64M --queues 2 --depth 64 --backing "$backing" --latency-us 2000
+ublk_ramdisk_start first 60 --size 64M --queues 2 --depth 64 --backing "$backing" --latency-us 2000
 dev=$DEV first=$PID id=${DEV#/dev/ublkb}
 "$bin" --info "$id" | tee "$out/info-live"
 grep -q '^state LIVE .*USER_RECOVERY_REISSUE' "$out/info-live" || fail "not live with recovery"
@@ -51,7 +38,7 @@ quiesced() { "$bin" --info "$id" 2>/dev/null | grep -q '^state QUIESCED'; }
 wait_for 30 "device $id quiesced" quiesced
 "$bin" --info "$id"
 
-start_server second --recover "$id" --queues 2 --backing "$backing" --async
+ublk_ramdisk_start second 60 --recover "$id" --queues 2 --backing "$backing" --async
 expect_eq "$DEV" "$dev" "device after recovery"
 expect_eq "$(blockdev --getsize64 "$dev")" $((64 << 20)) "size after recovery"
 second=$PID

@@ -149,3 +149,5 @@ guest_reset() {
 source "$NVMF_UBLK_GUEST_LIB/nvmet.sh"
 # shellcheck source=tests/guest/lib/nvme.sh
 source "$NVMF_UBLK_GUEST_LIB/nvme.sh"
+# shellcheck source=tests/guest/lib/ublk.sh
+source "$NVMF_UBLK_GUEST_LIB/ublk.sh"
