@@ -47,6 +47,9 @@ struct DeviceInfo {
   std::string stable_id;  // nguid.<hex> / eui.<hex> / uuid.<uuid>
   std::string subnqn;
   std::string controller;  // controller name
+  // "live": the daemon serves it; "recovering": the device exists and keeps its I/O queued
+  // while a (re)started daemon reconnects and takes it over.
+  std::string state = "live";
 };
 
 struct ControllerSummary {
@@ -77,12 +80,18 @@ class ControlClient {
   absl::StatusOr<std::vector<DeviceInfo>> DisconnectDevice(std::string_view path);
   absl::StatusOr<std::vector<ControllerSummary>> List();
 
-  // One raw request/reply round trip (a JSON object in, the reply object out, as text).
+  // One raw request/reply round trip (a JSON object in, the reply object out, as text). Every call
+  // waits at most the timeout (set_timeout_ms) for the reply: then kDeadlineExceeded, and the
+  // client is unusable (a late reply would answer the wrong request).
   absl::StatusOr<std::string> Call(std::string_view request_json);
+
+  // Default 60 s; <= 0: wait forever.
+  void set_timeout_ms(int ms) { timeout_ms_ = ms; }
 
  private:
   explicit ControlClient(int fd) : fd_(fd) {}
   int fd_ = -1;
+  int timeout_ms_ = 60'000;
   std::string buffer_;
 };
 

@@ -1,10 +1,13 @@
 #include "cli/cli.h"
 
 #include <cstdio>
+#include <fstream>
 #include <iomanip>
 #include <sstream>
 
 #include "CLI/CLI.hpp"
+#include "cli/mounts.h"
+#include "control/published_device.h"
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "control/protocol.h"
@@ -29,6 +32,7 @@ struct Common {
   std::string hostid;
   std::string output = "normal";
   std::string socket = kDefaultControlSocket;
+  double timeout_s = -1;  // -1: per command (list 10 s, connect/disconnect 60 s)
 };
 
 void AddTransport(CLI::App* c, Common* o) {
@@ -130,13 +134,60 @@ std::string HumanSize(uint64_t bytes) {
   return s.str();
 }
 
+// Devices that are still mounted here: `disconnect` refuses them unless --force.
+absl::Status CheckNotMounted(const std::vector<int>& dev_ids) {
+  for (const int id : dev_ids) {
+    const std::vector<Mount> mounts = MountsOfDevice(id);
+    if (!mounts.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "/dev/ublkb", id, " is mounted on ", mounts.front().mountpoint,
+          ": unmount it first (removing it would lose the filesystem's unwritten data), or use "
+          "--force"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The udev helper: KEY=VALUE lines for udev's IMPORT{program}; nothing for a device that is not
+// one of ours (another ublk server's), or one whose daemon has not published it.
+int UdevInfo(const std::string& name, const std::string& state_dir, std::ostream& out,
+             std::ostream& err) {
+  const int id = control::UblkDevIdFromName(name);
+  if (id < 0) {
+    err << "nvmf-ublk: udev-info: '" << name << "' is not a ublk block device name (ublkbN)\n";
+    return 2;
+  }
+  std::ifstream in(control::PublishedDevicePath(state_dir, id));
+  if (!in) return 0;
+  std::stringstream text;
+  text << in.rdbuf();
+  auto dev = control::PublishedDeviceFromJson(text.str());
+  if (!dev.ok()) {
+    err << "nvmf-ublk: udev-info: " << control::PublishedDevicePath(state_dir, id) << ": "
+        << dev.status().message() << "\n";
+    return 1;
+  }
+  if (dev->dev_id != id) return 0;
+  for (const auto& [k, v] : control::UdevProperties(*dev)) out << k << "=" << v << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  CLI::App app{"nvmf-ublk: NVMe over Fabrics (TCP) namespaces as ublk block devices", "nvmf-ublk"};
+  CLI::App app{
+      "nvmf-ublk: NVMe over Fabrics (TCP) namespaces as ublk block devices, served by nvmf-ublkd.\n\n"
+      "Devices live until `disconnect`/`disconnect-all`. Stopping or restarting nvmf-ublkd "
+      "(systemctl stop/restart, SIGTERM, an upgrade) keeps every device and mounted filesystem: "
+      "I/O waits in the kernel and the next nvmf-ublkd takes the devices over (`list` shows "
+      "them as recovering until then). A killed or crashed daemon is recovered the same way.",
+      "nvmf-ublk"};
   app.require_subcommand(1);
   Common o;
   app.add_option("--socket", o.socket, "control socket of nvmf-ublkd")->capture_default_str();
+  app.add_option("--timeout", o.timeout_s,
+                 "seconds to wait for nvmf-ublkd's answer (default: 10 for list, 60 otherwise)")
+      ->check(CLI::Range(0.1, 86400.0));
 
   CLI::App* discover = app.add_subcommand("discover", "read a discovery controller's log");
   AddTransport(discover, &o);
@@ -171,6 +222,23 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   auto* dd = disconnect->add_option("-d,--device", dis_dev, "device, e.g. /dev/ublkb0");
   dn->excludes(dd);
   dd->excludes(dn);
+  bool force = false;
+  disconnect->add_flag("--force", force, "remove the device even if a filesystem is mounted on it");
+
+  bool unmount = false;
+  CLI::App* disconnect_all = app.add_subcommand(
+      "disconnect-all", "remove every device (refuses mounted ones unless --unmount/--force)");
+  disconnect_all->add_flag("--unmount", unmount,
+                           "unmount filesystems on the devices first (the shutdown unit does)");
+  disconnect_all->add_flag("--force", force, "remove devices even if filesystems are mounted");
+
+  std::string udev_name;
+  std::string state_dir = "/run/nvmf-ublk";
+  CLI::App* udev_info = app.add_subcommand(
+      "udev-info", "print udev properties of a device (for udev/60-nvmf-ublk.rules)");
+  udev_info->add_option("device", udev_name, "kernel name, e.g. ublkb0 or ublkb0p1")->required();
+  udev_info->add_option("--state-dir", state_dir, "nvmf-ublkd's state directory")
+      ->capture_default_str();
 
   CLI::App* list = app.add_subcommand("list", "list controllers and devices");
   list->add_option("-o,--output-format", o.output, "normal|json")
@@ -199,9 +267,13 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     return 0;
   }
   if (app.got_subcommand(discover)) return Discover(o, out, err);
+  if (app.got_subcommand(udev_info)) return UdevInfo(udev_name, state_dir, out, err);
 
   auto client = ControlClient::Open(o.socket);
   if (!client.ok()) return Fail(err, client.status());
+  const double default_timeout_s = app.got_subcommand(list) ? 10 : 60;
+  client->set_timeout_ms(static_cast<int>((o.timeout_s > 0 ? o.timeout_s : default_timeout_s) *
+                                          1000));
 
   if (app.got_subcommand(connect)) {
     ca.transport = o.transport;
@@ -229,6 +301,17 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       err << "nvmf-ublk: disconnect needs -n NQN or -d DEVICE\n";
       return 2;
     }
+    if (!force) {
+      auto ctrls = client->List();
+      if (!ctrls.ok()) return Fail(err, ctrls.status());
+      std::vector<int> ids;
+      for (const auto& c : *ctrls) {
+        for (const auto& d : c.devices) {
+          if (dis_nqn.empty() ? d.path == dis_dev : c.subnqn == dis_nqn) ids.push_back(d.dev_id);
+        }
+      }
+      if (absl::Status s = CheckNotMounted(ids); !s.ok()) return Fail(err, s);
+    }
     auto removed =
         dis_nqn.empty() ? client->DisconnectDevice(dis_dev) : client->DisconnectSubsystem(dis_nqn);
     if (!removed.ok()) return Fail(err, removed.status());
@@ -237,6 +320,40 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     } else {
       out << "NQN:" << dis_nqn << " disconnected " << removed->size() << " device(s)\n";
     }
+    return 0;
+  }
+  if (app.got_subcommand(disconnect_all)) {
+    auto ctrls = client->List();
+    if (!ctrls.ok()) return Fail(err, ctrls.status());
+    std::vector<int> ids;
+    for (const auto& c : *ctrls) {
+      for (const auto& d : c.devices) ids.push_back(d.dev_id);
+    }
+    if (unmount) {
+      for (const int id : ids) {
+        const std::vector<Mount> mounts = MountsOfDevice(id);
+        if (absl::Status s = Unmount(mounts); !s.ok()) return Fail(err, s);
+        for (const Mount& m : mounts) {
+          out << "unmounted " << m.mountpoint << " (/dev/ublkb" << id << ")\n";
+        }
+      }
+    }
+    if (!force) {
+      if (absl::Status s = CheckNotMounted(ids); !s.ok()) return Fail(err, s);
+    }
+    auto reply = client->Call(R"({"cmd":"disconnect-all"})");
+    if (!reply.ok()) return Fail(err, reply.status());
+    auto j = control::ParseObject(*reply);
+    if (!j.ok()) return Fail(err, j.status());
+    if (absl::Status s = control::ReplyStatus(*j); !s.ok()) return Fail(err, s);
+    size_t n = 0;
+    if (auto it = j->find("devices"); it != j->end() && it->is_array()) {
+      for (const auto& d : *it) {
+        out << "disconnected " << control::DeviceInfoFromJson(d).path << "\n";
+        ++n;
+      }
+    }
+    out << "disconnected " << n << " device(s)\n";
     return 0;
   }
   if (app.got_subcommand(list)) {
@@ -249,17 +366,19 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       return 0;
     }
     out << std::left << std::setw(14) << "Device" << std::setw(6) << "NSID" << std::setw(12)
-        << "Size" << std::setw(7) << "Block" << std::setw(10) << "State"
+        << "Size" << std::setw(7) << "Block" << std::setw(11) << "State"
         << "Subsystem / Address\n";
     for (const auto& c : *ctrls) {
       for (const auto& d : c.devices) {
         out << std::left << std::setw(14) << d.path << std::setw(6) << d.nsid << std::setw(12)
-            << HumanSize(d.size_bytes) << std::setw(7) << d.logical_block << std::setw(10)
-            << c.state << c.subnqn << " " << c.traddr << ":" << c.trsvcid << "\n";
+            << (d.size_bytes ? HumanSize(d.size_bytes) : "-") << std::setw(7)
+            << (d.logical_block ? std::to_string(d.logical_block) : "-") << std::setw(11)
+            << (d.state == "live" ? c.state : d.state) << c.subnqn << " " << c.traddr << ":"
+            << c.trsvcid << "\n";
       }
       if (c.devices.empty()) {
         out << std::left << std::setw(14) << "-" << std::setw(6) << "-" << std::setw(12) << "-"
-            << std::setw(7) << "-" << std::setw(10) << c.state << c.subnqn << " " << c.traddr << ":"
+            << std::setw(7) << "-" << std::setw(11) << c.state << c.subnqn << " " << c.traddr << ":"
             << c.trsvcid << "\n";
       }
     }

@@ -1,6 +1,15 @@
 #include "cli/cli.h"
 
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
 #include <sstream>
+
+#include "control/published_device.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -67,6 +76,64 @@ TEST(Cli, DiscoverUnreachableIsAClearError) {
                   "12345678-1234-1234-1234-123456789abc"});
   EXPECT_EQ(r.rc, 1);
   EXPECT_THAT(r.err, HasSubstr("discover 127.0.0.1:1: connect to 127.0.0.1:1: Connection refused"));
+}
+
+// A daemon that accepts the connection but never answers (hung): every wait is bounded.
+TEST(Cli, HungDaemonTimesOutWithAClearMessage) {
+  const std::string path = "/tmp/nvmf-ublk-cli-test-hung-" + std::to_string(getpid()) + ".sock";
+  ::unlink(path.c_str());
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);  // connections wait in the backlog, never served
+  const auto start = std::chrono::steady_clock::now();
+  Result r = Cli({"--socket", path, "--timeout", "0.3", "list"});
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("nvmf-ublkd did not answer within 0.3 s"));
+  EXPECT_LT(took, std::chrono::seconds(3));
+  r = Cli({"--socket", path, "--timeout", "0.2", "disconnect-all"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("did not answer"));
+  ::close(fd);
+  ::unlink(path.c_str());
+}
+
+TEST(Cli, UdevInfoPrintsWhatTheDaemonPublished) {
+  const std::string dir = "/tmp/nvmf-ublk-cli-udev-" + std::to_string(getpid());
+  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
+  control::PublishedDevice d;
+  d.dev_id = 5;
+  d.subnqn = "nqn.2026-01.io.test:s";
+  d.nsid = 1;
+  d.nguid = "00112233445566778899aabbccddeeff";
+  d.model = "Linux";
+  d.serial = "0123";
+  ASSERT_TRUE(control::WritePublishedDevice(dir, d).ok());
+  Result r = Cli({"udev-info", "ublkb5p2", "--state-dir", dir});
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("NVMF_UBLK_EUI=00112233445566778899aabbccddeeff\n"));
+  EXPECT_THAT(r.out, HasSubstr("ID_SERIAL_SHORT=0123\n"));
+  EXPECT_THAT(r.out, HasSubstr("ID_WWN=eui.00112233445566778899aabbccddeeff\n"));
+  // Not one of ours (another ublk server's device): no properties, no error.
+  r = Cli({"udev-info", "ublkb6", "--state-dir", dir});
+  EXPECT_EQ(r.rc, 0);
+  EXPECT_EQ(r.out, "");
+  r = Cli({"udev-info", "sda", "--state-dir", dir});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_THAT(r.err, HasSubstr("not a ublk block device"));
+  control::RemovePublishedDevice(dir, 5);
+  ::rmdir((dir + "/devices").c_str());
+  ::rmdir(dir.c_str());
+}
+
+TEST(Cli, HelpSaysWhatStopAndRestartDo) {
+  Result h = Cli({"--help"});
+  EXPECT_THAT(h.out, HasSubstr("keeps every device"));
+  EXPECT_THAT(h.out, HasSubstr("disconnect-all"));
 }
 
 }  // namespace

@@ -1,8 +1,11 @@
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <utility>
 
@@ -43,12 +46,13 @@ absl::StatusOr<ControlClient> ControlClient::Open(std::string_view socket_path_v
 }
 
 ControlClient::ControlClient(ControlClient&& o) noexcept
-    : fd_(std::exchange(o.fd_, -1)), buffer_(std::move(o.buffer_)) {}
+    : fd_(std::exchange(o.fd_, -1)), timeout_ms_(o.timeout_ms_), buffer_(std::move(o.buffer_)) {}
 
 ControlClient& ControlClient::operator=(ControlClient&& o) noexcept {
   if (this != &o) {
     if (fd_ >= 0) ::close(fd_);
     fd_ = std::exchange(o.fd_, -1);
+    timeout_ms_ = o.timeout_ms_;
     buffer_ = std::move(o.buffer_);
   }
   return *this;
@@ -59,12 +63,33 @@ ControlClient::~ControlClient() {
 }
 
 absl::StatusOr<std::string> ControlClient::Call(std::string_view request_json) {
+  if (fd_ < 0) return absl::FailedPreconditionError("control connection is closed");
+  const auto start = std::chrono::steady_clock::now();
+  auto left_ms = [&]() -> int {
+    if (timeout_ms_ <= 0) return -1;
+    const auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - start)
+                           .count();
+    return static_cast<int>(std::max<int64_t>(0, timeout_ms_ - spent));
+  };
+  auto timed_out = [&] {
+    ::close(fd_);
+    fd_ = -1;
+    return absl::DeadlineExceededError(absl::StrCat(
+        "nvmf-ublkd did not answer within ", timeout_ms_ / 1000.0,
+        " s (it may still finish the request: check `nvmf-ublk list`; `--timeout` waits longer; "
+        "`journalctl -u nvmf-ublkd` shows what it is doing)"));
+  };
   std::string out(request_json);
   out += '\n';
   for (size_t off = 0; off < out.size();) {
-    const ssize_t n = ::send(fd_, out.data() + off, out.size() - off, MSG_NOSIGNAL);
+    pollfd pw{fd_, POLLOUT, 0};
+    const int pr = ::poll(&pw, 1, left_ms());
+    if (pr < 0 && errno == EINTR) continue;
+    if (pr == 0) return timed_out();
+    const ssize_t n = ::send(fd_, out.data() + off, out.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR || errno == EAGAIN) continue;
       return ErrnoToStatus(errno, "send to nvmf-ublkd");
     }
     off += static_cast<size_t>(n);
@@ -76,10 +101,14 @@ absl::StatusOr<std::string> ControlClient::Call(std::string_view request_json) {
       buffer_.erase(0, nl + 1);
       return line;
     }
+    pollfd pr{fd_, POLLIN, 0};
+    const int ready = ::poll(&pr, 1, left_ms());
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) return timed_out();
     char chunk[4096];
-    const ssize_t n = ::recv(fd_, chunk, sizeof(chunk), 0);
+    const ssize_t n = ::recv(fd_, chunk, sizeof(chunk), MSG_DONTWAIT);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR || errno == EAGAIN) continue;
       return ErrnoToStatus(errno, "receive from nvmf-ublkd");
     }
     if (n == 0) return absl::UnavailableError("nvmf-ublkd closed the connection");

@@ -91,7 +91,8 @@ json ToJson(const DeviceInfo& d) {
               {"logical_block", d.logical_block},
               {"stable_id", d.stable_id},
               {"subnqn", d.subnqn},
-              {"controller", d.controller}};
+              {"controller", d.controller},
+              {"state", d.state}};
 }
 
 DeviceInfo DeviceInfoFromJson(const json& j) {
@@ -104,6 +105,7 @@ DeviceInfo DeviceInfoFromJson(const json& j) {
   Get(j, "stable_id", &d.stable_id);
   Get(j, "subnqn", &d.subnqn);
   Get(j, "controller", &d.controller);
+  Get(j, "state", &d.state);
   return d;
 }
 

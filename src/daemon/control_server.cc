@@ -51,19 +51,24 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(const std::s
   return s;
 }
 
-ControlServer::~ControlServer() {
-  stopping_ = true;
+void ControlServer::StopAccepting() {
+  if (stopping_.exchange(true)) return;
   const uint64_t one = 1;
   ssize_t unused = ::write(stop_fd_.get(), &one, sizeof(one));
   (void)unused;
   if (accept_thread_.joinable()) accept_thread_.join();
+  listen_fd_.reset();
+  ::unlink(path_.c_str());
+}
+
+ControlServer::~ControlServer() {
+  StopAccepting();
   std::list<std::unique_ptr<Client>> clients;
   {
     std::lock_guard<std::mutex> lock(mu_);
     clients.swap(clients_);
   }
   for (auto& c : clients) c->thread.join();
-  ::unlink(path_.c_str());
 }
 
 void ControlServer::AcceptLoop() {

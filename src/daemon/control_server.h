@@ -27,7 +27,11 @@ class ControlServer {
   // file is replaced.
   static absl::StatusOr<std::unique_ptr<ControlServer>> Start(const std::string& path,
                                                               Handler handler);
+  // Joins every client thread (a request in progress first finishes).
   ~ControlServer();
+  // Closes the socket and stops serving: idle clients are dropped, a request in progress still
+  // gets its reply. Returns without waiting for it. Idempotent.
+  void StopAccepting();
   const std::string& path() const { return path_; }
 
  private:

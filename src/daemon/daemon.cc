@@ -2,10 +2,16 @@
 
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <algorithm>
+#include <chrono>
+#include <fstream>
 #include <future>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "control/protocol.h"
@@ -42,7 +48,54 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& opti
   return d;
 }
 
-Daemon::~Daemon() { Shutdown(); }
+namespace {
+
+// Objects handed over to the next daemon: the kernel may still deliver completions to their queues
+// until this process exits, so they are never freed.
+void KeepForever(std::shared_ptr<void> p) {
+  static std::mutex mu;
+  static auto* kept = new std::vector<std::shared_ptr<void>>();
+  std::lock_guard<std::mutex> lock(mu);
+  kept->push_back(std::move(p));
+}
+
+// Asks udev to read the device again (a `change` uevent), e.g. after its published file changed.
+void TriggerChange(uint32_t dev_id) {
+  const std::string path = absl::StrCat("/sys/class/block/ublkb", dev_id, "/uevent");
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t unused = ::write(fd, "change", 6);
+  (void)unused;
+  ::close(fd);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+Daemon::~Daemon() {
+  if (!handed_over_) HandOver(5'000'000'000);
+  for (auto& t : recovery_threads_) {
+    if (t.joinable()) t.join();
+  }
+  std::vector<std::shared_ptr<Conn>> conns;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    conns.swap(conns_);
+  }
+  for (auto& c : conns) {
+    if (c->devices.empty() && c->pending.empty()) {
+      DestroyController(c.get());  // nothing lives on it: an orderly shutdown
+    } else {
+      KeepForever(c);  // its devices belong to the next daemon: no CC.SHN, nothing freed
+    }
+  }
+}
 
 void Daemon::RemoveConn(Conn* conn) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -111,8 +164,9 @@ absl::Status Daemon::WaitLive(Conn* conn) {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] {
     return conn->state == io::Controller::kLive || conn->state == io::Controller::kDeleted ||
-           conn->cancelled;
+           conn->cancelled || stopping_;
   });
+  if (stopping_) return absl::UnavailableError("nvmf-ublkd is stopping");
   if (conn->cancelled) return absl::CancelledError("disconnected");
   if (conn->state == io::Controller::kLive) return absl::OkStatus();
   return conn->reason.ok() ? absl::UnavailableError("controller was removed") : conn->reason;
@@ -132,10 +186,33 @@ void Daemon::DestroyController(Conn* conn) {
 
 void Daemon::StopDevice(Device* dev) {
   if (!dev->dev) return;
+  const int dev_id = static_cast<int>(dev->dev->dev_id());
   if (absl::Status s = dev->dev->Stop(); !s.ok()) {
     NLOG(WARNING) << "stopping " << dev->dev->block_path() << ": " << s;
   }
   dev->dev.reset();
+  control::RemovePublishedDevice(options_.state_dir, dev_id);
+}
+
+void Daemon::RemoveKernelDevice(ublk::ControlDevice* ctl, uint32_t dev_id) {
+  ctl->StopDevice(dev_id).IgnoreError();
+  ctl->DeleteDevice(dev_id).IgnoreError();
+  control::RemovePublishedDevice(options_.state_dir, static_cast<int>(dev_id));
+}
+
+control::PublishedDevice Daemon::PublishedFor(const Conn& conn, const io::NamespaceEntry& ns,
+                                              int dev_id) const {
+  control::PublishedDevice p;
+  p.dev_id = dev_id;
+  p.subnqn = conn.args.subnqn;
+  p.nsid = ns.nsid;
+  p.nguid = ns.ids.NguidHex();
+  p.eui64 = ns.ids.Eui64Hex();
+  p.uuid = ns.ids.UuidString();
+  p.model = conn.ctrl->info().model;
+  p.serial = conn.ctrl->info().serial;
+  p.firmware = conn.ctrl->info().firmware;
+  return p;
 }
 
 absl::StatusOr<std::unique_ptr<Daemon::Device>> Daemon::CreateDevice(Conn* conn,
@@ -158,9 +235,16 @@ absl::StatusOr<std::unique_ptr<Daemon::Device>> Daemon::CreateDevice(Conn* conn,
   dopt.nr_queues = nq;
   dopt.queue_depth = static_cast<uint16_t>(depth);
   dopt.max_io_bytes = options_.max_io_bytes;
+  // udev reads this when the disk appears (START_DEV): publish it first.
+  int published = -1;
+  dopt.before_start = [&](uint32_t dev_id) {
+    published = static_cast<int>(dev_id);
+    return control::WritePublishedDevice(options_.state_dir, PublishedFor(*conn, ns, published));
+  };
   const std::vector<io::Reactor*> reactors = engine_->io_reactors();
   auto created = ublk::UblkDevice::Create(ctl, params, dopt, reactors, dev->head.get());
   if (!created.ok()) {
+    if (published >= 0) control::RemovePublishedDevice(options_.state_dir, published);
     return absl::Status(created.status().code(),
                         absl::StrCat("namespace ", ns.nsid, ": ", created.status().message()));
   }
@@ -187,6 +271,7 @@ DeviceInfo Daemon::InfoOf(const Conn& conn, const Device& dev) const {
 
 void Daemon::Persist() {
   State state;
+  std::unique_lock<std::mutex> lock(mu_);
   for (const auto& c : conns_) {
     ConnectionRecord rec{c->args, {}};
     for (const auto& d : c->devices) {
@@ -198,13 +283,18 @@ void Daemon::Persist() {
     for (const auto& p : c->pending) rec.devices.push_back(p);
     state.connections.push_back(std::move(rec));
   }
+  lock.unlock();
   if (absl::Status s = SaveState(state_path(), state); !s.ok()) {
     NLOG(ERROR) << "cannot save state (devices will not survive a daemon restart): " << s;
   }
 }
 
 absl::StatusOr<std::vector<DeviceInfo>> Daemon::Connect(const ConnectArgs& in) {
-  std::lock_guard<std::mutex> ops(ops_mu_);
+  std::lock_guard<std::timed_mutex> ops(ops_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return absl::UnavailableError("nvmf-ublkd is stopping");
+  }
   ConnectArgs args = in;
   ASSIGN_OR_RETURN(auto id, discovery::ResolveHostIdentity(args.hostnqn, args.hostid));
   args.hostnqn = id.hostnqn;
@@ -231,6 +321,10 @@ absl::StatusOr<std::vector<DeviceInfo>> Daemon::Connect(const ConnectArgs& in) {
   // No half-created device is left behind: undo everything on any failure.
   auto fail = [&](const absl::Status& s) {
     for (auto& d : conn->devices) StopDevice(d.get());
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      conn->devices.clear();
+    }
     DestroyController(conn);
     RemoveConn(conn);
     return s;
@@ -248,6 +342,7 @@ absl::StatusOr<std::vector<DeviceInfo>> Daemon::Connect(const ConnectArgs& in) {
   for (const auto& ns : conn->ctrl->namespaces()) {
     auto dev = CreateDevice(conn, ns);
     if (!dev.ok()) return fail(dev.status());
+    std::lock_guard<std::mutex> lock(mu_);
     conn->devices.push_back(std::move(*dev));
     out.push_back(InfoOf(*conn, *conn->devices.back()));
   }
@@ -257,11 +352,12 @@ absl::StatusOr<std::vector<DeviceInfo>> Daemon::Connect(const ConnectArgs& in) {
 
 absl::StatusOr<std::vector<DeviceInfo>> Daemon::Disconnect(const std::string& subnqn,
                                                            const std::string& device) {
-  std::lock_guard<std::mutex> ops(ops_mu_);
+  std::lock_guard<std::timed_mutex> ops(ops_mu_);
   std::vector<DeviceInfo> removed;
   std::vector<std::shared_ptr<Conn>> targets;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return absl::UnavailableError("nvmf-ublkd is stopping");
     for (auto& c : conns_) {
       if (!subnqn.empty() && c->args.subnqn == subnqn) targets.push_back(c);
       if (!device.empty()) {
@@ -285,6 +381,7 @@ absl::StatusOr<std::vector<DeviceInfo>> Daemon::Disconnect(const std::string& su
       }
       removed.push_back(InfoOf(*c, *d));
       StopDevice(d);
+      std::lock_guard<std::mutex> lock(mu_);
       it = c->devices.erase(it);
     }
     if (c->devices.empty()) {
@@ -294,13 +391,14 @@ absl::StatusOr<std::vector<DeviceInfo>> Daemon::Disconnect(const std::string& su
         cv_.notify_all();
       }
       // Devices still waiting for recovery go too: the kernel fails their queued I/O.
-      if (auto ctl = UblkControl(); ctl.ok()) {
-        for (const auto& p : c->pending) {
-          (*ctl)->StopDevice(static_cast<uint32_t>(p.dev_id)).IgnoreError();
-          (*ctl)->DeleteDevice(static_cast<uint32_t>(p.dev_id)).IgnoreError();
-        }
+      std::vector<DeviceRecord> pending;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        pending.swap(c->pending);
       }
-      c->pending.clear();
+      if (auto ctl = UblkControl(); ctl.ok()) {
+        for (const auto& p : pending) RemoveKernelDevice(*ctl, static_cast<uint32_t>(p.dev_id));
+      }
       DestroyController(c);
       RemoveConn(c);
     }
@@ -324,6 +422,17 @@ std::vector<ControllerSummary> Daemon::List() {
       s.cntlid = c->ctrl->cntlid();
     }
     for (const auto& d : c->devices) s.devices.push_back(InfoOf(*c, *d));
+    for (const auto& p : c->pending) {
+      DeviceInfo d;
+      d.path = absl::StrCat("/dev/ublkb", p.dev_id);
+      d.dev_id = p.dev_id;
+      d.nsid = p.nsid;
+      d.stable_id = p.stable_id;
+      d.subnqn = c->args.subnqn;
+      d.controller = s.name;
+      d.state = "recovering";
+      s.devices.push_back(std::move(d));
+    }
     out.push_back(std::move(s));
   }
   return out;
@@ -350,6 +459,26 @@ json Daemon::Handle(const json& req) {
     }
     return devices_reply(Disconnect(nqn, dev));
   }
+  if (cmd == "disconnect-all") {
+    std::vector<std::string> nqns;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& c : conns_) {
+        if (std::find(nqns.begin(), nqns.end(), c->args.subnqn) == nqns.end()) {
+          nqns.push_back(c->args.subnqn);
+        }
+      }
+    }
+    std::vector<DeviceInfo> removed;
+    for (const auto& nqn : nqns) {
+      auto r = Disconnect(nqn, "");
+      if (!r.ok() && r.status().code() != absl::StatusCode::kNotFound) {
+        return control::ErrorReply(r.status());
+      }
+      if (r.ok()) removed.insert(removed.end(), r->begin(), r->end());
+    }
+    return devices_reply(removed);
+  }
   if (cmd == "list") {
     json ctrls = json::array();
     for (const auto& c : List()) ctrls.push_back(control::ToJson(c));
@@ -359,49 +488,53 @@ json Daemon::Handle(const json& req) {
       absl::InvalidArgumentError(absl::StrCat("unknown command '", cmd, "'")));
 }
 
-void Daemon::StartRecovery() {
-  auto state = LoadState(state_path());
-  if (!state.ok()) {
-    NLOG(ERROR) << "state file: " << state.status() << "; not recovering any device";
-    return;
-  }
-  for (auto& rec : state->connections) {
+void Daemon::StartRecovery(const State& state) {
+  for (const auto& rec : state.connections) {
     NLOG(INFO) << "recovering " << rec.args.subnqn << " at " << rec.args.traddr << ":"
                << rec.args.trsvcid << " (" << rec.devices.size() << " device(s))";
-    recovery_threads_.emplace_back([this, rec] { RecoverConnection(rec); });
+    // Listed (as recovering) from now on, before its thread runs.
+    auto conn = std::make_shared<Conn>();
+    conn->args = rec.args;
+    conn->pending = rec.devices;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      conns_.push_back(conn);
+    }
+    recovery_threads_.emplace_back([this, conn, rec] { RecoverConnection(conn, rec); });
   }
 }
 
-void Daemon::RecoverConnection(const ConnectionRecord& record) {
-  auto owned = std::make_shared<Conn>();  // kept alive here even if a disconnect removes it
+// `owned` keeps the connection alive here even if a disconnect removes it from conns_.
+void Daemon::RecoverConnection(std::shared_ptr<Conn> owned, const ConnectionRecord& record) {
   Conn* conn = owned.get();
-  conn->args = record.args;
-  conn->pending = record.devices;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    conns_.push_back(owned);
-  }
   absl::Status live;
   {
-    std::lock_guard<std::mutex> ops(ops_mu_);
+    std::lock_guard<std::timed_mutex> ops(ops_mu_);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (conn->cancelled) return;
+      if (conn->cancelled || stopping_) return;
     }
     live = StartController(conn, /*retry_initial=*/true);
   }
   if (live.ok()) live = WaitLive(conn);  // bounded by ctrl_loss_tmo
-  std::lock_guard<std::mutex> ops(ops_mu_);
+  std::lock_guard<std::timed_mutex> ops(ops_mu_);
   {
     std::lock_guard<std::mutex> lock(mu_);
+    // Stopping: the devices stay for the next daemon, untouched (no CC.SHN, no removal).
+    if (stopping_) return;
     if (conn->cancelled) {
-      // Disconnected or shutting down meanwhile: whoever cancelled removed the devices.
+      // Disconnected meanwhile: whoever cancelled removed the devices.
       DestroyController(conn);
       return;
     }
   }
   auto ctl = UblkControl();
   for (const DeviceRecord& rec : record.devices) {
+    {
+      // Stopping: what is not recovered yet stays as it is (in the kernel and the state file).
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+    }
     const uint32_t dev_id = static_cast<uint32_t>(rec.dev_id);
     absl::Status s = live;
     if (!ctl.ok()) s = ctl.status();
@@ -417,8 +550,9 @@ void Daemon::RecoverConnection(const ConnectionRecord& record) {
             "namespace ", rec.nsid, " is now ", ns->ids.StableId(), ", was ", rec.stable_id));
       }
     }
+    std::unique_ptr<Device> dev;
     if (s.ok()) {
-      auto dev = std::make_unique<Device>();
+      dev = std::make_unique<Device>();
       dev->nsid = rec.nsid;
       dev->stable_id = rec.stable_id;
       auto info = (*ctl)->GetDeviceInfo(dev_id);
@@ -435,23 +569,34 @@ void Daemon::RecoverConnection(const ConnectionRecord& record) {
         auto recovered = ublk::UblkDevice::Recover(*ctl, dev_id, dopt, reactors, dev->head.get());
         if (recovered.ok()) {
           dev->dev = std::move(*recovered);
-          NLOG(INFO) << dev->dev->block_path() << ": recovered (" << rec.stable_id << ")";
-          conn->devices.push_back(std::move(dev));
         } else {
           s = recovered.status();
         }
       }
     }
-    if (!s.ok()) {
+    if (s.ok()) {
+      NLOG(INFO) << dev->dev->block_path() << ": recovered (" << rec.stable_id << ")";
+      // Refresh what udev reads (a daemon of an older version may not have published it).
+      const control::PublishedDevice pub = PublishedFor(*conn, *ns, rec.dev_id);
+      const std::string path = control::PublishedDevicePath(options_.state_dir, rec.dev_id);
+      if (ReadFile(path) != control::ToJsonText(pub)) {
+        if (absl::Status w = control::WritePublishedDevice(options_.state_dir, pub); !w.ok()) {
+          NLOG(WARNING) << "publishing " << dev->dev->block_path() << " for udev: " << w;
+        }
+        TriggerChange(dev_id);
+      }
+    } else {
       // Never leave a device whose I/O waits forever: remove it (queued I/O fails).
       NLOG(ERROR) << "/dev/ublkb" << dev_id << ": cannot recover: " << s << "; removing it";
-      if (ctl.ok()) {
-        (*ctl)->StopDevice(dev_id).IgnoreError();
-        (*ctl)->DeleteDevice(dev_id).IgnoreError();
-      }
+      if (ctl.ok()) RemoveKernelDevice(*ctl, dev_id);
+      dev.reset();
     }
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = std::find_if(conn->pending.begin(), conn->pending.end(),
+                           [&](const DeviceRecord& p) { return p.dev_id == rec.dev_id; });
+    if (it != conn->pending.end()) conn->pending.erase(it);
+    if (dev) conn->devices.push_back(std::move(dev));
   }
-  conn->pending.clear();
   if (conn->devices.empty()) {
     DestroyController(conn);
     RemoveConn(conn);
@@ -459,34 +604,82 @@ void Daemon::RecoverConnection(const ConnectionRecord& record) {
   Persist();
 }
 
-void Daemon::Shutdown() {
-  std::vector<std::shared_ptr<Conn>> conns;
+DeviceCounts Daemon::Counts() {
+  DeviceCounts n;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& c : conns_) {
+    n.live += static_cast<int>(c->devices.size());
+    n.recovering += static_cast<int>(c->pending.size());
+  }
+  return n;
+}
+
+bool Daemon::ReactorsResponsive(int64_t timeout_ns) {
+  struct Pings {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t answered = 0;
+  };
+  auto pings = std::make_shared<Pings>();
+  std::vector<io::Reactor*> reactors = engine_->io_reactors();
+  reactors.push_back(engine_->control());
+  for (io::Reactor* r : reactors) {
+    r->Post([pings] {
+      std::lock_guard<std::mutex> lock(pings->mu);
+      ++pings->answered;
+      pings->cv.notify_all();
+    });
+  }
+  std::unique_lock<std::mutex> lock(pings->mu);
+  return pings->cv.wait_for(lock, std::chrono::nanoseconds(timeout_ns),
+                            [&] { return pings->answered == reactors.size(); });
+}
+
+HandOverSummary Daemon::HandOver(int64_t timeout_ns) {
+  const int64_t start = MonotonicNanos();
+  const int64_t deadline = start + timeout_ns;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (shutting_down_) return;
-    shutting_down_ = true;
-    for (auto& c : conns_) c->cancelled = true;  // recovery threads give up after their wait
-    conns = conns_;
-    cv_.notify_all();
+    stopping_ = true;
+    cv_.notify_all();  // a connect or recovery waiting for its controller gives up
   }
+  // A request in progress finishes or gives up first (bounded: the hand-over must not hang).
+  std::unique_lock<std::timed_mutex> ops(ops_mu_, std::defer_lock);
+  if (!ops.try_lock_for(std::chrono::nanoseconds(timeout_ns / 3))) {
+    NLOG(WARNING) << "a control request is still running; handing the devices over without it";
+  }
+  std::vector<ublk::UblkDevice*> devs;
   {
-    std::lock_guard<std::mutex> ops(ops_mu_);
-    // Devices first (their I/O drains while the controllers are still up), then CC.SHN.
-    for (auto& c : conns) {
-      for (auto& d : c->devices) StopDevice(d.get());
-      c->devices.clear();
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& c : conns_) {
+      for (const auto& d : c->devices) {
+        if (d->dev) devs.push_back(d->dev.get());
+      }
     }
-    for (auto& c : conns) DestroyController(c.get());
   }
-  for (auto& t : recovery_threads_) {
-    if (t.joinable()) t.join();
+  HandOverSummary sum;
+  for (ublk::UblkDevice* dev : devs) {
+    const ublk::HandOverReport r = dev->HandOver(deadline);
+    ++sum.devices;
+    sum.held += r.held;
+    sum.in_flight_left += r.in_flight_left;
+    if (r.quiesced) ++sum.quiesced;
+    if (!r.quiesce_error.ok()) {
+      NLOG(WARNING) << dev->block_path() << ": QUIESCE_DEV: " << r.quiesce_error
+                    << " (the next daemon recovers it as after a crash)";
+    }
+    if (r.in_flight_left > 0) {
+      NLOG(WARNING) << dev->block_path() << ": " << r.in_flight_left
+                    << " request(s) still at the target; the kernel re-issues them to the next "
+                       "daemon";
+    }
   }
-  recovery_threads_.clear();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    conns_.clear();
+    handed_over_ = true;
   }
-  SaveState(state_path(), State{}).IgnoreError();
+  sum.elapsed_ns = MonotonicNanos() - start;
+  return sum;
 }
 
 }  // namespace nvmf_ublk::daemon

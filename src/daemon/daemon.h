@@ -5,6 +5,12 @@
 // creation waits for the kernel); controllers run on the engine's control reactor, I/O on the I/O
 // reactors. Recovery of each connection found in the state file runs on its own thread, so a target
 // that is down does not hold up the daemon.
+//
+// Life cycle (DESIGN.md §4): devices go away only on an explicit disconnect. A daemon exit - SIGTERM,
+// restart, upgrade, crash - leaves every device, its number and its mounted filesystems in place:
+// HandOver() holds new I/O in the kernel, lets what the targets have complete, quiesces where the
+// kernel can, and the process then exits without CC.SHN and with the state file as it was; the next
+// daemon recovers every device from it (UBLK_F_USER_RECOVERY).
 #ifndef NVMF_UBLK_DAEMON_DAEMON_H_
 #define NVMF_UBLK_DAEMON_DAEMON_H_
 
@@ -16,6 +22,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "control/published_device.h"
 #include "daemon/state_file.h"
 #include "io/controller.h"
 #include "io/engine.h"
@@ -36,17 +43,37 @@ struct DaemonOptions {
   std::string ublk_control = ublk::kControlPath;
 };
 
+struct HandOverSummary {
+  int devices = 0;              // handed to the next daemon
+  uint32_t held = 0;            // requests left queued for it
+  uint32_t in_flight_left = 0;  // requests the targets had not answered by the deadline
+  int quiesced = 0;             // devices quiesced by the kernel (UBLK_F_QUIESCE)
+  int64_t elapsed_ns = 0;
+};
+
+struct DeviceCounts {
+  int live = 0;
+  int recovering = 0;
+};
+
 class Daemon final : private io::ControllerListener {
  public:
   static absl::StatusOr<std::unique_ptr<Daemon>> Create(const DaemonOptions& options);
+  // Hands over (if HandOver was not called) and releases what no device needs; devices stay.
   ~Daemon() override;
 
-  // Starts recovering every connection in the state file (returns at once).
-  void StartRecovery();
+  // Starts recovering every connection of `state` (LoadState(state_path())); returns at once.
+  void StartRecovery(const State& state);
   // One control request -> one reply (see include/nvmf_ublk/control.h).
   nlohmann::json Handle(const nlohmann::json& request);
-  // SIGTERM: stops every device, shuts every controller down (CC.SHN), clears the state file.
-  void Shutdown();
+  // SIGTERM: refuse further requests and leave every device to the next daemon (see above), within
+  // `timeout_ns`. The state file is left as it is. Call once; exit the process soon afterwards.
+  HandOverSummary HandOver(int64_t timeout_ns);
+
+  DeviceCounts Counts();
+  // Whether every reactor (control and I/O) runs a posted task within `timeout_ns`: the
+  // watchdog's evidence that the daemon is not hung.
+  bool ReactorsResponsive(int64_t timeout_ns);
 
   std::string state_path() const { return options_.state_dir + "/state.json"; }
 
@@ -66,7 +93,11 @@ class Daemon final : private io::ControllerListener {
   absl::Status StartController(Conn* conn, bool retry_initial);
   absl::Status WaitLive(Conn* conn);
   absl::StatusOr<std::unique_ptr<Device>> CreateDevice(Conn* conn, const io::NamespaceEntry& ns);
-  void RecoverConnection(const ConnectionRecord& record);
+  // What udev reads about a device (control/published_device.h).
+  control::PublishedDevice PublishedFor(const Conn& conn, const io::NamespaceEntry& ns,
+                                        int dev_id) const;
+  void RecoverConnection(std::shared_ptr<Conn> owned, const ConnectionRecord& record);
+  void RemoveKernelDevice(ublk::ControlDevice* ctl, uint32_t dev_id);
   void RemoveConn(Conn* conn);
   void StopDevice(Device* dev);
   void DestroyController(Conn* conn);
@@ -81,13 +112,16 @@ class Daemon final : private io::ControllerListener {
   std::unique_ptr<ublk::ControlDevice> ublk_control_;
   std::mutex ublk_mu_;
 
-  // Serializes operations that change connections and devices (requests, recovery, shutdown).
-  std::mutex ops_mu_;
-  std::mutex mu_;  // conns_ membership, Conn::state/reason; never held while waiting on a reactor
+  // Serializes operations that change connections and devices (requests, recovery, hand-over).
+  std::timed_mutex ops_mu_;
+  // conns_ membership, Conn::state/reason/devices/pending, stopping_; never held while waiting on
+  // a reactor or the kernel.
+  std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::shared_ptr<Conn>> conns_;
   std::vector<std::thread> recovery_threads_;
-  bool shutting_down_ = false;
+  bool stopping_ = false;     // HandOver started: no request or recovery changes anything now
+  bool handed_over_ = false;  // HandOver done
 };
 
 }  // namespace nvmf_ublk::daemon

@@ -5,6 +5,8 @@
 
 #include <unistd.h>
 
+#include <fstream>
+
 #include "base/testing/status_matchers.h"
 #include "control/protocol.h"
 #include "gmock/gmock.h"
@@ -91,10 +93,49 @@ TEST_F(DaemonTest, RequestErrors) {
   EXPECT_TRUE(list["controllers"].empty());
 }
 
-TEST_F(DaemonTest, ShutdownWritesAnEmptyState) {
-  daemon_->Shutdown();
-  ASSERT_OK_AND_ASSIGN(State s, LoadState(daemon_->state_path()));
-  EXPECT_TRUE(s.connections.empty());
+// A connection of the state file whose target does not answer (yet): its device is listed as
+// recovering; a hand-over is quick, refuses later requests and leaves the state file as it was
+// (the next daemon recovers the device).
+TEST_F(DaemonTest, HandOverKeepsTheStateAndTheRecoveringDevice) {
+  State st;
+  ConnectionRecord rec;
+  rec.args.traddr = "127.0.0.1";
+  rec.args.trsvcid = "1";  // nothing listens
+  rec.args.subnqn = kNqn;
+  rec.args.hostnqn = "nqn.2026-01.io.nvmf-ublk:test-host";
+  rec.args.hostid = "12345678-1234-1234-1234-123456789abc";
+  rec.args.reconnect_delay = 1;
+  rec.args.ctrl_loss_tmo = 600;
+  rec.devices.push_back(DeviceRecord{1, 7, "nguid.00112233445566778899aabbccddeeff"});
+  st.connections.push_back(rec);
+  ASSERT_THAT(SaveState(daemon_->state_path(), st), ::nvmf_ublk::testing::IsOk());
+  std::ifstream in(daemon_->state_path());
+  const std::string before((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+
+  daemon_->StartRecovery(st);
+  json list = daemon_->Handle(json{{"cmd", "list"}});
+  ASSERT_EQ(list["controllers"].size(), 1u);
+  ASSERT_EQ(list["controllers"][0]["devices"].size(), 1u);
+  EXPECT_EQ(list["controllers"][0]["devices"][0]["path"], "/dev/ublkb7");
+  EXPECT_EQ(list["controllers"][0]["devices"][0]["state"], "recovering");
+  EXPECT_EQ(daemon_->Counts().recovering, 1);
+
+  const HandOverSummary sum = daemon_->HandOver(5'000'000'000);
+  EXPECT_LT(sum.elapsed_ns, 2'000'000'000);
+  EXPECT_EQ(sum.devices, 0);  // none was live
+  EXPECT_THAT(control::ReplyStatus(Connect(kNqn, port_)),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("stopping")));
+  EXPECT_THAT(control::ReplyStatus(daemon_->Handle(json{{"cmd", "disconnect"}, {"subnqn", kNqn}})),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("stopping")));
+  daemon_.reset();  // joins the recovery thread: it gives up without touching the device
+  std::ifstream after_in(state_dir_ + "/state.json");
+  const std::string after((std::istreambuf_iterator<char>(after_in)),
+                          std::istreambuf_iterator<char>());
+  EXPECT_EQ(after, before);
+}
+
+TEST_F(DaemonTest, ReactorsAnswerTheWatchdogProbe) {
+  EXPECT_TRUE(daemon_->ReactorsResponsive(2'000'000'000));
 }
 
 }  // namespace

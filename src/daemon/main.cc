@@ -1,5 +1,6 @@
 // nvmf-ublkd: the nvmf-ublk daemon. Run by systemd (Type=notify) or by hand as root.
 #include <sched.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <systemd/sd-daemon.h>
@@ -7,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -14,9 +16,12 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "daemon/control_server.h"
 #include "daemon/daemon.h"
+#include "daemon/state_file.h"
 
 namespace {
 
@@ -55,6 +60,15 @@ void PrivateMountNamespace() {
   }
 }
 
+// systemd's watchdog interval (WatchdogSec=), 0 when not enabled.
+int64_t WatchdogIntervalNs() {
+  uint64_t usec = 0;
+  if (sd_watchdog_enabled(0, &usec) <= 0) return 0;
+  return static_cast<int64_t>(usec) * 1000;
+}
+
+constexpr int kExitConfig = 78;  // EX_CONFIG: the unit's RestartPreventExitStatus
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -66,7 +80,15 @@ int main(int argc, char** argv) {
   std::string socket;
   std::string level = "info";
   bool shared_mounts = false;
-  CLI::App app{"nvmf-ublkd: serves NVMe over Fabrics namespaces as ublk block devices",
+  double handover_s = 8;
+  CLI::App app{"nvmf-ublkd: serves NVMe over Fabrics namespaces as ublk block devices.\n\n"
+               "Devices outlive the daemon. SIGTERM or SIGINT (systemctl stop/restart, a package "
+               "upgrade) hands them over: no new requests are taken, I/O stays queued in the kernel, "
+               "the daemon exits 0 within --handover-timeout and keeps its state file; the next "
+               "nvmf-ublkd recovers every device (same /dev/ublkbN, mounted filesystems stay, no I/O "
+               "error). A crash or SIGKILL is recovered the same way. Devices are removed only by "
+               "`nvmf-ublk disconnect` / `disconnect-all` (at system shutdown: "
+               "nvmf-ublk-shutdown.service, after remote filesystems are unmounted).",
                "nvmf-ublkd"};
   app.add_option("--state-dir", opts.state_dir, "state file and default socket directory")
       ->capture_default_str();
@@ -74,6 +96,10 @@ int main(int argc, char** argv) {
   app.add_option("--reactors", opts.reactors, "I/O reactor threads (default: online CPUs)");
   app.add_option("--max-io-bytes", opts.max_io_bytes, "largest I/O per request (tag buffer)")
       ->capture_default_str();
+  app.add_option("--handover-timeout", handover_s,
+                 "seconds SIGTERM waits for I/O at the targets before exiting")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 60.0));
   app.add_option("--log-level", level, "debug|info|warning|error")->capture_default_str();
   app.add_flag("--shared-mounts", shared_mounts,
                "stay in the caller's mount namespace (tests only)");
@@ -99,6 +125,28 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // The state file first: one this daemon cannot read belongs to a newer daemon's devices, and is
+  // left alone (no socket, no recovery, nothing written).
+  if (::mkdir(opts.state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    std::cerr << "nvmf-ublkd: mkdir " << opts.state_dir << ": " << strerror(errno) << "\n";
+    return 1;
+  }
+  const std::string state_path = opts.state_dir + "/state.json";
+  daemon::State state;
+  if (auto loaded = daemon::LoadState(state_path); loaded.ok()) {
+    state = std::move(*loaded);
+  } else if (loaded.status().code() == absl::StatusCode::kFailedPrecondition) {
+    std::cerr << "nvmf-ublkd: " << loaded.status().message() << "\n";
+    sd_notifyf(0, "STATUS=refusing: %s", std::string(loaded.status().message()).c_str());
+    return kExitConfig;
+  } else {
+    // Unreadable: keep it for inspection, start empty (its devices cannot be recovered).
+    const std::string aside = state_path + ".unreadable";
+    ::rename(state_path.c_str(), aside.c_str());
+    NLOG(ERROR) << loaded.status() << "; moved to " << aside
+                << ": its devices, if any, are not recovered";
+  }
+
   if (!shared_mounts) PrivateMountNamespace();
   auto d = daemon::Daemon::Create(opts);
   if (!d.ok()) {
@@ -111,19 +159,69 @@ int main(int argc, char** argv) {
     std::cerr << "nvmf-ublkd: " << server.status().message() << "\n";
     return 1;
   }
-  (*d)->StartRecovery();
-  NLOG(INFO) << "nvmf-ublkd ready on " << socket;
-  sd_notify(0, "READY=1\nSTATUS=serving");
+  const int64_t start_ns = nvmf_ublk::MonotonicNanos();
+  (*d)->StartRecovery(state);
+  int to_recover = 0;
+  for (const auto& c : state.connections) to_recover += static_cast<int>(c.devices.size());
+  NLOG(INFO) << "nvmf-ublkd ready on " << socket << "; recovering " << to_recover
+             << " device(s)";
+  sd_notifyf(0, "READY=1\nSTATUS=serving; recovering %d device(s)", to_recover);
 
+  // The control loop: signals, the watchdog (WATCHDOG=1 only while every reactor answers) and
+  // STATUS= while devices are being recovered.
+  const int64_t watchdog_ns = WatchdogIntervalNs();
+  std::string last_status;
   int sig = 0;
   while (true) {
-    if (sigwait(&set, &sig) != 0) continue;
+    const daemon::DeviceCounts n = (*d)->Counts();
+    const std::string status =
+        n.recovering > 0
+            ? absl::StrCat("serving ", n.live, " device(s); recovering ", n.recovering)
+            : absl::StrCat("serving ", n.live, " device(s)");
+    if (status != last_status) {
+      if (n.recovering == 0 && last_status.find("recovering") != std::string::npos) {
+        NLOG(INFO) << "every device recovered, " << (nvmf_ublk::MonotonicNanos() - start_ns) / 1000000
+                   << " ms after start";
+      }
+      sd_notifyf(0, "STATUS=%s", status.c_str());
+      last_status = status;
+    }
+    int64_t wait_ns = -1;
+    if (watchdog_ns > 0) wait_ns = watchdog_ns / 3;
+    if (n.recovering > 0 && (wait_ns < 0 || wait_ns > 1'000'000'000)) wait_ns = 1'000'000'000;
+    if (wait_ns < 0) {
+      if (sigwait(&set, &sig) != 0) continue;
+    } else {
+      timespec ts{static_cast<time_t>(wait_ns / 1'000'000'000), static_cast<long>(wait_ns % 1'000'000'000)};
+      sig = sigtimedwait(&set, nullptr, &ts);
+      if (sig < 0) {
+        if (watchdog_ns > 0) {
+          if ((*d)->ReactorsResponsive(watchdog_ns / 3)) {
+            sd_notify(0, "WATCHDOG=1");
+          } else {
+            NLOG(ERROR) << "a reactor did not answer within " << watchdog_ns / 3000000
+                        << " ms: not petting the watchdog";
+          }
+        }
+        continue;
+      }
+    }
     if (sig == SIGHUP) continue;  // reserved for configuration reloads
     break;
   }
-  NLOG(INFO) << "signal " << sig << ": stopping devices and controllers";
-  sd_notify(0, "STOPPING=1");
-  server->reset();
-  (*d)->Shutdown();
-  return 0;
+  const int64_t stop_ns = nvmf_ublk::MonotonicNanos();
+  NLOG(INFO) << "signal " << sig << ": handing the devices over to the next nvmf-ublkd";
+  sd_notify(0, "STOPPING=1\nSTATUS=handing devices over");
+  (*server)->StopAccepting();
+  const daemon::HandOverSummary sum =
+      (*d)->HandOver(static_cast<int64_t>(handover_s * 1e9));
+  NLOG(INFO) << "handed over " << sum.devices << " device(s) in "
+             << (nvmf_ublk::MonotonicNanos() - stop_ns) / 1000000 << " ms ("
+             << sum.held << " request(s) queued for the next daemon, " << sum.in_flight_left
+             << " unanswered, " << sum.quiesced << " quiesced); exiting";
+  std::cout.flush();
+  std::cerr.flush();
+  // No destructors: they would wait for threads that may be blocked on the targets, and nothing
+  // here may stop a device. The kernel closes the sockets and the ublk queues (I/O stays queued).
+  _exit(0);
 }

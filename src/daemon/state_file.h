@@ -2,6 +2,11 @@
 // serves each namespace, so a restarted daemon (after a crash, kill -9 or an upgrade) can reconnect
 // and recover every device (DESIGN.md §4). Written atomically (temporary file + rename) after each
 // change; lives on /run, so a reboot starts clean.
+//
+// Upgrades: the file carries a format version (kStateFormatVersion). Fields may be added without
+// changing it (readers ignore what they do not know); the version goes up only when an older
+// daemon would misread the file. A daemon meeting a newer version refuses to start and touches
+// nothing (LoadState: kFailedPrecondition), so a downgrade never mangles a newer daemon's devices.
 #ifndef NVMF_UBLK_DAEMON_STATE_FILE_H_
 #define NVMF_UBLK_DAEMON_STATE_FILE_H_
 
@@ -24,11 +29,15 @@ struct ConnectionRecord {
   std::vector<DeviceRecord> devices;
 };
 
+inline constexpr int kStateFormatVersion = 1;
+
 struct State {
   std::vector<ConnectionRecord> connections;
 };
 
-absl::StatusOr<State> LoadState(const std::string& path);  // missing file: empty state
+// A missing file is an empty state. kFailedPrecondition: written by a newer format (see above);
+// kDataLoss: not a state file this daemon can read.
+absl::StatusOr<State> LoadState(const std::string& path);
 absl::Status SaveState(const std::string& path, const State& state);
 
 }  // namespace nvmf_ublk::daemon

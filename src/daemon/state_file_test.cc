@@ -50,8 +50,48 @@ TEST(StateFile, CorruptFileIsDataLoss) {
   const std::string path = TempPath();
   std::ofstream(path) << "{ half";
   EXPECT_THAT(LoadState(path), StatusIs(absl::StatusCode::kDataLoss));
-  std::ofstream(path) << R"({"connections":[{"args":{"transport":"rdma"}}]})";
+  std::ofstream(path) << R"({"version":1,"connections":[{"args":{"transport":"rdma"}}]})";
   EXPECT_THAT(LoadState(path), StatusIs(absl::StatusCode::kDataLoss));
+  std::ofstream(path) << R"({"connections":[]})";  // no format version
+  EXPECT_THAT(LoadState(path), StatusIs(absl::StatusCode::kDataLoss));
+  std::ofstream(path) << R"({"version":"1","connections":[]})";
+  EXPECT_THAT(LoadState(path), StatusIs(absl::StatusCode::kDataLoss));
+  unlink(path.c_str());
+}
+
+TEST(StateFile, WritesItsFormatVersion) {
+  const std::string path = TempPath();
+  ASSERT_THAT(SaveState(path, State{}), IsOk());
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(text, ::testing::HasSubstr("\"version\": " + std::to_string(kStateFormatVersion)));
+  unlink(path.c_str());
+}
+
+// A newer daemon's file is refused with a message that says what to do, and is left untouched.
+TEST(StateFile, NewerFormatIsRefusedAndUntouched) {
+  const std::string path = TempPath();
+  const std::string newer = R"({"version":)" + std::to_string(kStateFormatVersion + 1) +
+                            R"(,"connections":[{"args":{"future":true},"devices":[{"x":1}]}]})";
+  std::ofstream(path) << newer;
+  auto s = LoadState(path);
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(std::string(s.status().message()), ::testing::HasSubstr("newer nvmf-ublkd"));
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, newer);
+  unlink(path.c_str());
+}
+
+// Fields added later without a version change are ignored by this reader.
+TEST(StateFile, UnknownFieldsOfTheSameVersionAreIgnored) {
+  const std::string path = TempPath();
+  std::ofstream(path) << R"({"version":1,"added_later":{"a":1},"connections":[{"args":)"
+                      << R"({"traddr":"10.0.0.1","subnqn":"nqn.2026-01.io.test:s","new":1},)"
+                      << R"("devices":[{"nsid":1,"dev_id":0,"stable_id":"","new":2}]}]})";
+  ASSERT_OK_AND_ASSIGN(State back, LoadState(path));
+  ASSERT_EQ(back.connections.size(), 1u);
+  EXPECT_EQ(back.connections[0].devices.size(), 1u);
   unlink(path.c_str());
 }
 

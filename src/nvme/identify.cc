@@ -326,14 +326,25 @@ absl::StatusOr<NamespaceInfo> ParseIdentifyNamespace(const uint8_t* data, size_t
   return ns;
 }
 
+std::string NamespaceIds::NguidHex() const {
+  return nguid && !AllZero(*nguid) ? Hex(nguid->data(), nguid->size()) : "";
+}
+
+std::string NamespaceIds::Eui64Hex() const {
+  return eui64 && !AllZero(*eui64) ? Hex(eui64->data(), eui64->size()) : "";
+}
+
+std::string NamespaceIds::UuidString() const {
+  if (!uuid || AllZero(*uuid)) return "";
+  const uint8_t* u = uuid->data();
+  return absl::StrCat(Hex(u, 4), "-", Hex(u + 4, 2), "-", Hex(u + 6, 2), "-", Hex(u + 8, 2), "-",
+                      Hex(u + 10, 6));
+}
+
 std::string NamespaceIds::StableId() const {
-  if (nguid && !AllZero(*nguid)) return "nguid." + Hex(nguid->data(), nguid->size());
-  if (eui64 && !AllZero(*eui64)) return "eui." + Hex(eui64->data(), eui64->size());
-  if (uuid && !AllZero(*uuid)) {
-    const uint8_t* u = uuid->data();
-    return absl::StrCat("uuid.", Hex(u, 4), "-", Hex(u + 4, 2), "-", Hex(u + 6, 2), "-",
-                        Hex(u + 8, 2), "-", Hex(u + 10, 6));
-  }
+  if (std::string h = NguidHex(); !h.empty()) return "nguid." + h;
+  if (std::string h = Eui64Hex(); !h.empty()) return "eui." + h;
+  if (std::string u = UuidString(); !u.empty()) return "uuid." + u;
   return "";
 }
 

@@ -158,6 +158,10 @@ struct NamespaceIds {
   // NGUID ("nguid.<32 hex>"), EUI-64 ("eui.<16 hex>"), UUID ("uuid.<8-4-4-4-12 hex>"); lower case
   // hex. Empty if there is none.
   std::string StableId() const;
+  // Each identifier alone, lower-case hex (UUID as 8-4-4-4-12); empty when absent or all zero.
+  std::string NguidHex() const;
+  std::string Eui64Hex() const;
+  std::string UuidString() const;
 };
 
 // Namespace Identification Descriptor list (CNS 03h): NIDT, NIDL, 2 reserved bytes, NIDL bytes of

@@ -336,6 +336,15 @@ absl::Status ControlDevice::EndUserRecovery(uint32_t dev_id, pid_t server_pid,
 
 // --- Names --------------------------------------------------------------------------------------
 
+absl::Status ControlDevice::QuiesceDevice(uint32_t dev_id, uint32_t timeout_ms,
+                                          const CommandWait& wait) {
+  uapi::ublksrv_ctrl_cmd cmd = Header(dev_id);
+  cmd.data[0] = timeout_ms;
+  const int rc = Run(uapi::UBLK_CMD_QUIESCE_DEV_NR, cmd, wait);
+  if (rc < 0) return CommandError(uapi::UBLK_CMD_QUIESCE_DEV_NR, dev_id, rc);
+  return absl::OkStatus();
+}
+
 const char* ControlCommandName(uint32_t nr) {
   switch (nr) {
     case uapi::UBLK_CMD_GET_QUEUE_AFFINITY:

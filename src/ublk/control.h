@@ -101,6 +101,10 @@ class ControlDevice {
   absl::Status StartUserRecovery(uint32_t dev_id);
   // END_USER_RECOVERY: blocks like StartDevice, then resumes the queued and re-issued I/O.
   absl::Status EndUserRecovery(uint32_t dev_id, pid_t server_pid, const CommandWait& wait = {});
+  // QUIESCE_DEV (6.15+, devices added with UBLK_F_QUIESCE): the kernel stops handing requests to
+  // the server, waits up to `timeout_ms` for every queue to have an idle tag, aborts the fetched
+  // tags and leaves the device QUIESCED, ready for START_USER_RECOVERY by the next server.
+  absl::Status QuiesceDevice(uint32_t dev_id, uint32_t timeout_ms, const CommandWait& wait = {});
 
  private:
   enum class Encoding { kUnknown, kIoctl, kLegacy };

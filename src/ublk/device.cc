@@ -99,6 +99,8 @@ absl::StatusOr<std::unique_ptr<UblkDevice>> UblkDevice::Create(
   const uint64_t recovery = RecoveryFlags(options.recovery);
   if ((features & recovery) == recovery) {
     flags |= recovery;
+    // A clean hand-over to the next server (HandOver) where the kernel can quiesce (6.15+).
+    if (recovery != 0) flags |= features & uapi::UBLK_F_QUIESCE;
   } else {
     NLOG(WARNING) << "ublk: kernel lacks " << FeatureNames(recovery & ~features)
                   << ": the device will not survive a restart of this process";
@@ -130,6 +132,7 @@ absl::StatusOr<std::unique_ptr<UblkDevice>> UblkDevice::Create(
   dev->params_ = params;
   dev->params_.max_transfer_bytes = uparams.basic.max_sectors << 9;
 
+  if (options.before_start) RETURN_IF_ERROR(options.before_start(info.dev_id));
   RETURN_IF_ERROR(dev->OpenCharDevice());
   RETURN_IF_ERROR(dev->StartQueues(reactors));
   RETURN_IF_ERROR(control->StartDevice(info.dev_id, getpid(), dev->StartWait()));
@@ -246,6 +249,40 @@ CommandWait UblkDevice::StartWait() const {
 }
 
 absl::Status UblkDevice::Stop() { return Teardown(); }
+
+HandOverReport UblkDevice::HandOver(int64_t deadline_ns) {
+  HandOverReport report;
+  if (torn_down_ || !added_) return report;
+  for (const auto& q : queues_) {
+    q->reactor()->Post([q] {
+      if (q->state() == UblkQueue::State::kRunning) q->Hold();
+    });
+  }
+  // The posts run in order on each reactor; after them in_backend() only goes down.
+  auto in_backend = [this] {
+    uint32_t n = 0;
+    for (const auto& q : queues_) n += q->in_backend();
+    return n;
+  };
+  while (in_backend() > 0 && MonotonicNanos() < deadline_ns) SleepNanos(1'000'000);
+  report.in_flight_left = in_backend();
+  if (info_.flags & uapi::UBLK_F_QUIESCE) {
+    const int64_t left_ms = std::max<int64_t>(100, (deadline_ns - MonotonicNanos()) / 1'000'000);
+    report.quiesce_error = control_->QuiesceDevice(
+        info_.dev_id, static_cast<uint32_t>(left_ms),
+        {.deadline_ns = std::max(deadline_ns, MonotonicNanos() + 100'000'000)});
+    report.quiesced = report.quiesce_error.ok();
+  }
+  for (const auto& q : queues_) report.held += q->held();
+  // The kernel device now belongs to the next server: never stop or delete it from here, and
+  // keep what the kernel may still touch (mappings, buffers, the char device) until exit.
+  for (auto& q : queues_) KeepForever(q);
+  queues_.clear();
+  char_fd_.release();
+  added_ = false;
+  torn_down_ = true;
+  return report;
+}
 
 absl::Status UblkDevice::StopQueues(int64_t deadline_ns) {
   std::unique_lock<std::mutex> lock(sync_->mu);

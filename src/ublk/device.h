@@ -6,8 +6,11 @@
 //            exiting) -> open /dev/ublkcN -> queues start -> END_USER_RECOVERY; the kernel then
 //            re-issues what the dead server had in flight and releases what it queued meanwhile.
 //   Stop:    STOP_DEV (the disk goes; in-flight I/O is committed first, then the kernel aborts
-//   every
-//            fetched tag) -> wait for every queue to stop -> unmap, close -> DEL_DEV
+//            every fetched tag) -> wait for every queue to stop -> unmap, close -> DEL_DEV
+//   HandOver: the server process is about to exit and leave the device to its successor: new
+//            requests are held (never reach the backend), those in the backend are completed and
+//            committed (bounded), then QUIESCE_DEV where the kernel has it. The process exits
+//            next; the kernel keeps the disk and re-issues the held requests to the next server.
 //
 // Control calls block and run on the caller's thread (the daemon's control thread), never on a
 // reactor. With recovery (USER_RECOVERY | USER_RECOVERY_REISSUE, requested when the kernel has
@@ -17,6 +20,7 @@
 #define NVMF_UBLK_UBLK_DEVICE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -52,6 +56,16 @@ struct DeviceOptions {
   int64_t stop_timeout_ns = 60'000'000'000;   // STOP_DEV + queue teardown, then DEL_DEV
   // Recover: how long to wait for the old server to have exited (device QUIESCED, char dev closed).
   int64_t recover_wait_ns = 30'000'000'000;
+  // Create: runs after ADD_DEV and SET_PARAMS, before START_DEV makes the disk appear (and udev
+  // see it): e.g. to publish what udev rules read. An error fails Create.
+  std::function<absl::Status(uint32_t dev_id)> before_start;
+};
+
+struct HandOverReport {
+  uint32_t in_flight_left = 0;  // requests the backend had not completed by the deadline
+  uint32_t held = 0;            // requests kept for the next server
+  bool quiesced = false;        // QUIESCE_DEV succeeded
+  absl::Status quiesce_error;   // why not, when the device has UBLK_F_QUIESCE
 };
 
 // Not thread-safe: create, stop and destroy it from one control thread (never a reactor).
@@ -84,6 +98,11 @@ class UblkDevice {
 
   // STOP_DEV, waits for every queue to stop, DEL_DEV. Idempotent; the first error is returned.
   absl::Status Stop();
+  // Leaves the device to the next server process (see the top): returns once the backend has
+  // nothing in flight (or `deadline_ns` passed) and the device is quiesced where it can be. The
+  // object then no longer owns the kernel device (destroying it does not stop it), and its queues
+  // and buffers stay allocated: the caller must exit the process soon, without using the device.
+  HandOverReport HandOver(int64_t deadline_ns);
 
   uint32_t dev_id() const { return info_.dev_id; }
   std::string block_path() const;  // /dev/ublkb<N>

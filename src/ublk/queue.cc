@@ -188,13 +188,25 @@ void UblkQueue::OnCompletion(uint8_t op, uint16_t tag, int32_t res, uint32_t /*f
   // A request: the kernel wrote its descriptor before completing the command.
   uapi::ublksrv_io_desc desc;
   std::memcpy(&desc, &descs_[tag], sizeof(desc));
+  if (holding_) {
+    t.state = TagState::kHeld;
+    held_.store(held_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    return;
+  }
   t.state = TagState::kInBackend;
   const int rc = DecodeIoDesc(desc, config_.max_io_bytes, TagBuffer(tag), &t.io);
   if (rc != 0) {
     OnBlockIoComplete(&t.io, rc);
     return;
   }
+  t.submitted = true;
+  in_backend_.store(in_backend_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   backend_->Submit(&t.io);
+}
+
+void UblkQueue::Hold() {
+  NCHECK(reactor_->InReactorThread());
+  holding_ = true;
 }
 
 void UblkQueue::OnBlockIoComplete(BlockIo* io, int result) {
@@ -206,6 +218,11 @@ void UblkQueue::OnBlockIoComplete(BlockIo* io, int result) {
   // One writer (this thread): no read-modify-write needed.
   ios_completed_.store(ios_completed_.load(std::memory_order_relaxed) + 1,
                        std::memory_order_relaxed);
+  // Descriptors the queue rejected itself (rc != 0 above) never counted as in the backend.
+  if (t.submitted) {
+    t.submitted = false;
+    in_backend_.store(in_backend_.load(std::memory_order_relaxed) - 1, std::memory_order_release);
+  }
   QueueCommand(kOpCommit, io->tag, ToUblkResult(*io, result));
 }
 

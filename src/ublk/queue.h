@@ -11,7 +11,9 @@
 // Per tag:   kIdle --Start--> kFetching --CQE OK--> kInBackend --Complete--> kFetching ...
 //                                  \--CQE ABORT (device stopped) / error--> kDead
 // The queue is stopped when every tag is dead: it unregisters from the reactor, tells the backend
-// (QueueStopped) and runs the on_stopped callback. STOP_DEV makes the kernel abort every fetched
+// (QueueStopped) and runs the on_stopped callback. Hold() (the daemon's hand-over to its successor)
+// keeps every request that arrives from then on away from the backend (tag kHeld): the process
+// exits with it uncommitted and the kernel re-issues it to the next server (USER_RECOVERY_REISSUE). STOP_DEV makes the kernel abort every fetched
 // tag once the I/O in flight has been committed; a crash of the process ends the queue implicitly.
 #ifndef NVMF_UBLK_UBLK_QUEUE_H_
 #define NVMF_UBLK_UBLK_QUEUE_H_
@@ -69,21 +71,29 @@ class UblkQueue final : private io::CompletionHandler, private BlockIoSink {
   // Any thread, once the queue is not running (never started, or stopped): releases the descriptor
   // mapping (which keeps /dev/ublkcN busy, so DEL_DEV would wait) and the tag buffers. Idempotent.
   void Unmap();
+  // Reactor thread: from now on requests are held, not given to the backend (see above). Requests
+  // already in the backend complete and are committed as usual.
+  void Hold();
 
   // Thread-safe observers.
   State state() const { return state_.load(std::memory_order_acquire); }
   // A tag ended with an error other than the kernel's abort (a rejected FETCH, a bad commit).
   bool failed() const { return failed_.load(std::memory_order_acquire); }
   uint64_t ios_completed() const { return ios_completed_.load(std::memory_order_relaxed); }
+  // Requests the backend has and has not completed yet.
+  uint32_t in_backend() const { return in_backend_.load(std::memory_order_acquire); }
+  // Requests kept from the backend since Hold().
+  uint32_t held() const { return held_.load(std::memory_order_acquire); }
 
   uint16_t q_id() const { return config_.q_id; }
   io::Reactor* reactor() const { return reactor_; }
 
  private:
-  enum class TagState : uint8_t { kIdle, kFetching, kInBackend, kDead };
+  enum class TagState : uint8_t { kIdle, kFetching, kInBackend, kHeld, kDead };
   enum : uint8_t { kOpFetch = 1, kOpCommit = 2 };
   struct Tag {
     TagState state = TagState::kIdle;
+    bool submitted = false;  // the backend has io (counted in in_backend_)
     BlockIo io;
   };
 
@@ -113,6 +123,9 @@ class UblkQueue final : private io::CompletionHandler, private BlockIoSink {
   std::atomic<State> state_{State::kIdle};
   std::atomic<bool> failed_{false};
   std::atomic<uint64_t> ios_completed_{0};
+  bool holding_ = false;                // reactor thread only
+  std::atomic<uint32_t> in_backend_{0};  // one writer (the reactor thread)
+  std::atomic<uint32_t> held_{0};        // one writer (the reactor thread)
 };
 
 }  // namespace nvmf_ublk::ublk

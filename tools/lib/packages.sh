@@ -13,7 +13,7 @@ TEST_PACKAGES=(clang libclang-rt-14-dev)
 # kmod/cpio/xz to prepare the kernel, and the tools the guest runs from the host's root.
 GUEST_PACKAGES=(
   qemu-system-x86 busybox-static kmod cpio xz-utils util-linux iproute2
-  nvme-cli fio e2fsprogs python3 ca-certificates jq
+  nvme-cli fio e2fsprogs python3 ca-certificates jq systemd udev
 )
 
 # ensure_packages PKG...: apt-get installs the packages that are not installed yet.

@@ -1,0 +1,34 @@
+// Filesystems mounted on nvmf-ublk devices, as the caller's mount namespace sees them: so that
+// `disconnect` never pulls a device from under a mounted filesystem (which would lose its dirty
+// data), and `disconnect-all --unmount` (the shutdown unit) can unmount first.
+#ifndef NVMF_UBLK_CLI_MOUNTS_H_
+#define NVMF_UBLK_CLI_MOUNTS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace nvmf_ublk::cli {
+
+struct Mount {
+  std::string mountpoint;  // unescaped (mountinfo's \040 is a blank)
+  std::string source;      // what mount(8) was given, e.g. /dev/disk/by-id/nvmf-ublk-eui.…
+  unsigned major = 0;
+  unsigned minor = 0;
+};
+
+// Parses /proc/<pid>/mountinfo text.
+std::vector<Mount> ParseMountInfo(const std::string& text);
+
+// Mounts of /dev/ublkb<dev_id> or its partitions in this process's namespace, deepest first.
+// The device numbers come from sysfs (/sys/class/block/ublkb<N>[pP]/dev).
+std::vector<Mount> MountsOfDevice(int dev_id);
+
+// umount(2) of each (deepest first); a mount that is already gone counts as done. Returns the
+// first failure (e.g. busy), with the mount point in the message.
+absl::Status Unmount(const std::vector<Mount>& mounts);
+
+}  // namespace nvmf_ublk::cli
+
+#endif  // NVMF_UBLK_CLI_MOUNTS_H_

@@ -1,0 +1,29 @@
+#include "cli/mounts.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace nvmf_ublk::cli {
+namespace {
+
+TEST(Mounts, ParsesMountInfoWithOptionalFieldsAndEscapes) {
+  const std::string text =
+      "22 1 0:21 / /proc rw,nosuid shared:5 - proc proc rw\n"
+      "98 29 259:3 / /mnt/my\\040data rw,relatime shared:40 master:1 - ext4 "
+      "/dev/disk/by-id/nvmf-ublk-eui.0011 rw\n"
+      "99 98 259:4 / /mnt/my\\040data/inner rw - xfs /dev/ublkb0p1 rw\n"
+      "garbage line\n";
+  const std::vector<Mount> m = ParseMountInfo(text);
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_EQ(m[1].mountpoint, "/mnt/my data");
+  EXPECT_EQ(m[1].source, "/dev/disk/by-id/nvmf-ublk-eui.0011");
+  EXPECT_EQ(m[1].major, 259u);
+  EXPECT_EQ(m[1].minor, 3u);
+  EXPECT_EQ(m[2].mountpoint, "/mnt/my data/inner");
+  EXPECT_EQ(m[2].source, "/dev/ublkb0p1");
+}
+
+TEST(Mounts, NoSuchDeviceHasNoMounts) { EXPECT_TRUE(MountsOfDevice(987654).empty()); }
+
+}  // namespace
+}  // namespace nvmf_ublk::cli
