@@ -575,7 +575,8 @@ void Daemon::RecoverConnection(std::shared_ptr<Conn> owned, const ConnectionReco
       }
     }
     if (s.ok()) {
-      NLOG(INFO) << dev->dev->block_path() << ": recovered (" << rec.stable_id << ")";
+      NLOG(INFO) << dev->dev->block_path() << ": recovered (" << rec.stable_id << "), "
+                 << (MonotonicNanos() - created_ns_) / 1'000'000 << " ms after the daemon started";
       // Refresh what udev reads (a daemon of an older version may not have published it).
       const control::PublishedDevice pub = PublishedFor(*conn, *ns, rec.dev_id);
       const std::string path = control::PublishedDevicePath(options_.state_dir, rec.dev_id);

@@ -23,6 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "control/published_device.h"
+#include "base/clock.h"
 #include "daemon/state_file.h"
 #include "io/controller.h"
 #include "io/engine.h"
@@ -122,6 +123,7 @@ class Daemon final : private io::ControllerListener {
   std::vector<std::thread> recovery_threads_;
   bool stopping_ = false;     // HandOver started: no request or recovery changes anything now
   bool handed_over_ = false;  // HandOver done
+  const int64_t created_ns_ = MonotonicNanos();
 };
 
 }  // namespace nvmf_ublk::daemon

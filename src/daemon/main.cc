@@ -159,7 +159,6 @@ int main(int argc, char** argv) {
     std::cerr << "nvmf-ublkd: " << server.status().message() << "\n";
     return 1;
   }
-  const int64_t start_ns = nvmf_ublk::MonotonicNanos();
   (*d)->StartRecovery(state);
   int to_recover = 0;
   for (const auto& c : state.connections) to_recover += static_cast<int>(c.devices.size());
@@ -179,10 +178,6 @@ int main(int argc, char** argv) {
             ? absl::StrCat("serving ", n.live, " device(s); recovering ", n.recovering)
             : absl::StrCat("serving ", n.live, " device(s)");
     if (status != last_status) {
-      if (n.recovering == 0 && last_status.find("recovering") != std::string::npos) {
-        NLOG(INFO) << "every device recovered, " << (nvmf_ublk::MonotonicNanos() - start_ns) / 1000000
-                   << " ms after start";
-      }
       sd_notifyf(0, "STATUS=%s", status.c_str());
       last_status = status;
     }
