@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "CLI/CLI.hpp"
-#include "cli/mounts.h"
+#include "base/mounts.h"
 #include "control/published_device.h"
 #include "absl/strings/str_cat.h"
 #include "base/log.h"

@@ -9,9 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/mounts.h"
 #include "daemon/control_server.h"
 #include "daemon/daemon.h"
 #include "daemon/state_file.h"
@@ -40,22 +39,11 @@ void PrivateMountNamespace() {
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
     NLOG(WARNING) << "making / private: " << strerror(errno);
   }
-  // /proc/self/mountinfo: "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS...] - FSTYPE SOURCE ...".
-  std::ifstream info("/proc/self/mountinfo");
-  std::vector<std::string> ublk_mounts;
-  for (std::string line; std::getline(info, line);) {
-    std::istringstream in(line);
-    std::string id, parent, dev, root, mountpoint, field;
-    in >> id >> parent >> dev >> root >> mountpoint;
-    while (in >> field && field != "-") {
-    }
-    std::string fstype, source;
-    in >> fstype >> source;
-    if (source.rfind("/dev/ublkb", 0) == 0) ublk_mounts.push_back(mountpoint);
-  }
-  for (auto it = ublk_mounts.rbegin(); it != ublk_mounts.rend(); ++it) {
-    if (::umount2(it->c_str(), MNT_DETACH) != 0) {
-      NLOG(WARNING) << "detaching " << *it << " in the daemon's namespace: " << strerror(errno);
+  // By device number: the user may have mounted /dev/disk/by-id/nvmf-ublk-..., or a partition.
+  for (const nvmf_ublk::Mount& m : nvmf_ublk::MountsOfAnyUblkDevice()) {
+    if (::umount2(m.mountpoint.c_str(), MNT_DETACH) != 0) {
+      NLOG(WARNING) << "detaching " << m.mountpoint << " in the daemon's namespace: "
+                    << strerror(errno);
     }
   }
 }

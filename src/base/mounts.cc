@@ -1,7 +1,8 @@
-#include "cli/mounts.h"
+#include "base/mounts.h"
 
 #include <dirent.h>
 #include <sys/mount.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -14,7 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
 
-namespace nvmf_ublk::cli {
+namespace nvmf_ublk {
 namespace {
 
 // mountinfo escapes blank, tab, newline and backslash as \ooo (octal).
@@ -39,6 +40,19 @@ bool ReadDevNumber(const std::string& path, unsigned* major, unsigned* minor) {
   std::ifstream in(path);
   char colon = 0;
   return static_cast<bool>(in >> *major >> colon >> *minor) && colon == ':';
+}
+
+std::vector<Mount> OwnMounts() {
+  std::ifstream in("/proc/self/mountinfo");
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseMountInfo(text.str());
+}
+
+void DeepestFirst(std::vector<Mount>* mounts) {
+  std::stable_sort(mounts->begin(), mounts->end(), [](const Mount& a, const Mount& b) {
+    return a.mountpoint.size() > b.mountpoint.size();
+  });
 }
 
 }  // namespace
@@ -83,17 +97,27 @@ std::vector<Mount> MountsOfDevice(int dev_id) {
     }
     ::closedir(d);
   }
-  std::ifstream in("/proc/self/mountinfo");
-  std::stringstream text;
-  text << in.rdbuf();
   std::vector<Mount> out;
-  for (Mount& m : ParseMountInfo(text.str())) {
+  for (Mount& m : OwnMounts()) {
     if (devs.count({m.major, m.minor})) out.push_back(std::move(m));
   }
-  // Deepest first, so that nested mounts come off before their parents.
-  std::stable_sort(out.begin(), out.end(), [](const Mount& a, const Mount& b) {
-    return a.mountpoint.size() > b.mountpoint.size();
-  });
+  DeepestFirst(&out);  // nested mounts come off before their parents
+  return out;
+}
+
+std::vector<Mount> MountsOfAnyUblkDevice() {
+  std::vector<Mount> out;
+  for (Mount& m : OwnMounts()) {
+    if (m.major == 0) continue;  // no block device (proc, tmpfs, overlay...)
+    char target[256];
+    const std::string link = absl::StrCat("/sys/dev/block/", m.major, ":", m.minor);
+    const ssize_t n = ::readlink(link.c_str(), target, sizeof(target) - 1);
+    if (n <= 0) continue;
+    target[n] = 0;
+    const std::string name = std::string(target).substr(std::string(target).rfind('/') + 1);
+    if (name.rfind("ublkb", 0) == 0) out.push_back(std::move(m));
+  }
+  DeepestFirst(&out);
   return out;
 }
 
@@ -107,4 +131,4 @@ absl::Status Unmount(const std::vector<Mount>& mounts) {
   return absl::OkStatus();
 }
 
-}  // namespace nvmf_ublk::cli
+}  // namespace nvmf_ublk

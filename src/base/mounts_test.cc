@@ -1,9 +1,11 @@
-#include "cli/mounts.h"
+#include "base/mounts.h"
+
+#include <filesystem>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace nvmf_ublk::cli {
+namespace nvmf_ublk {
 namespace {
 
 TEST(Mounts, ParsesMountInfoWithOptionalFieldsAndEscapes) {
@@ -25,5 +27,12 @@ TEST(Mounts, ParsesMountInfoWithOptionalFieldsAndEscapes) {
 
 TEST(Mounts, NoSuchDeviceHasNoMounts) { EXPECT_TRUE(MountsOfDevice(987654).empty()); }
 
+// Without any ublk disk, none of this machine's mounts (/, /proc, tmpfs...) counts as one.
+TEST(Mounts, OrdinaryMountsAreNotUblk) {
+  if (std::filesystem::exists("/sys/class/block/ublkb0")) GTEST_SKIP() << "ublk disks present";
+  ASSERT_FALSE(ParseMountInfo("22 1 8:1 / / rw - ext4 /dev/sda1 rw\n").empty());
+  EXPECT_TRUE(MountsOfAnyUblkDevice().empty());
+}
+
 }  // namespace
-}  // namespace nvmf_ublk::cli
+}  // namespace nvmf_ublk
