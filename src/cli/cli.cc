@@ -6,11 +6,11 @@
 #include <sstream>
 
 #include "CLI/CLI.hpp"
-#include "base/mounts.h"
-#include "control/published_device.h"
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
+#include "base/mounts.h"
 #include "control/protocol.h"
+#include "control/published_device.h"
 #include "discovery/host_identity.h"
 #include "io/engine.h"
 #include "nvme/log_pages.h"
@@ -176,7 +176,8 @@ int UdevInfo(const std::string& name, const std::string& state_dir, std::ostream
 
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   CLI::App app{
-      "nvmf-ublk: NVMe over Fabrics (TCP) namespaces as ublk block devices, served by nvmf-ublkd.\n\n"
+      "nvmf-ublk: NVMe over Fabrics (TCP) namespaces as ublk block devices, served by "
+      "nvmf-ublkd.\n\n"
       "Devices live until `disconnect`/`disconnect-all`. Stopping or restarting nvmf-ublkd "
       "(systemctl stop/restart, SIGTERM, an upgrade) keeps every device and mounted filesystem: "
       "I/O waits in the kernel and the next nvmf-ublkd takes the devices over (`list` shows "
@@ -272,8 +273,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   auto client = ControlClient::Open(o.socket);
   if (!client.ok()) return Fail(err, client.status());
   const double default_timeout_s = app.got_subcommand(list) ? 10 : 60;
-  client->set_timeout_ms(static_cast<int>((o.timeout_s > 0 ? o.timeout_s : default_timeout_s) *
-                                          1000));
+  client->set_timeout_ms(
+      static_cast<int>((o.timeout_s > 0 ? o.timeout_s : default_timeout_s) * 1000));
 
   if (app.got_subcommand(connect)) {
     ca.transport = o.transport;

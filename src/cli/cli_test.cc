@@ -10,7 +10,6 @@
 #include <sstream>
 
 #include "control/published_device.h"
-
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -22,8 +22,8 @@ constexpr int kFormatVersion = 1;
 std::string Clean(const std::string& s, bool blanks_to_underscore) {
   std::string out;
   for (const char c : s) {
-    const bool printable = c > 0x20 && c < 0x7f && c != '"' && c != '\'' && c != '\\' && c != '`' &&
-                           c != '$';
+    const bool printable =
+        c > 0x20 && c < 0x7f && c != '"' && c != '\'' && c != '\\' && c != '`' && c != '$';
     if (c == ' ') {
       out += blanks_to_underscore ? '_' : ' ';
     } else {
@@ -73,9 +73,15 @@ bool IsUuid(const std::string& s) {
 }  // namespace
 
 std::string ToJsonText(const PublishedDevice& d) {
-  return json{{"version", kFormatVersion}, {"dev_id", d.dev_id},     {"subnqn", d.subnqn},
-              {"nsid", d.nsid},            {"nguid", d.nguid},       {"eui64", d.eui64},
-              {"uuid", d.uuid},            {"model", d.model},       {"serial", d.serial},
+  return json{{"version", kFormatVersion},
+              {"dev_id", d.dev_id},
+              {"subnqn", d.subnqn},
+              {"nsid", d.nsid},
+              {"nguid", d.nguid},
+              {"eui64", d.eui64},
+              {"uuid", d.uuid},
+              {"model", d.model},
+              {"serial", d.serial},
               {"firmware", d.firmware}}
              .dump(2) +
          "\n";
@@ -173,7 +179,8 @@ int UblkDevIdFromName(const std::string& name) {
   s = s.substr(5);
   size_t i = 0;
   int64_t id = 0;
-  while (i < s.size() && s[i] >= '0' && s[i] <= '9' && id < (1 << 20)) id = id * 10 + (s[i++] - '0');
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9' && id < (1 << 20))
+    id = id * 10 + (s[i++] - '0');
   if (i == 0 || id >= (1 << 20)) return -1;
   if (i < s.size()) {  // a partition: p<digits>
     if (s[i] != 'p' || i + 1 == s.size()) return -1;

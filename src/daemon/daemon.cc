@@ -1,8 +1,7 @@
 #include "daemon/daemon.h"
 
-#include <unistd.h>
-
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>

@@ -6,11 +6,11 @@
 // reactors. Recovery of each connection found in the state file runs on its own thread, so a target
 // that is down does not hold up the daemon.
 //
-// Life cycle (DESIGN.md §4): devices go away only on an explicit disconnect. A daemon exit - SIGTERM,
-// restart, upgrade, crash - leaves every device, its number and its mounted filesystems in place:
-// HandOver() holds new I/O in the kernel, lets what the targets have complete, quiesces where the
-// kernel can, and the process then exits without CC.SHN and with the state file as it was; the next
-// daemon recovers every device from it (UBLK_F_USER_RECOVERY).
+// Life cycle (DESIGN.md §4): devices go away only on an explicit disconnect. A daemon exit -
+// SIGTERM, restart, upgrade, crash - leaves every device, its number and its mounted filesystems in
+// place: HandOver() holds new I/O in the kernel, lets what the targets have complete, quiesces
+// where the kernel can, and the process then exits without CC.SHN and with the state file as it
+// was; the next daemon recovers every device from it (UBLK_F_USER_RECOVERY).
 #ifndef NVMF_UBLK_DAEMON_DAEMON_H_
 #define NVMF_UBLK_DAEMON_DAEMON_H_
 
@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "control/published_device.h"
 #include "base/clock.h"
+#include "control/published_device.h"
 #include "daemon/state_file.h"
 #include "io/controller.h"
 #include "io/engine.h"

@@ -1,8 +1,8 @@
 // nvmf-ublkd: the nvmf-ublk daemon. Run by systemd (Type=notify) or by hand as root.
 #include <sched.h>
-#include <sys/stat.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -42,8 +42,8 @@ void PrivateMountNamespace() {
   // By device number: the user may have mounted /dev/disk/by-id/nvmf-ublk-..., or a partition.
   for (const nvmf_ublk::Mount& m : nvmf_ublk::MountsOfAnyUblkDevice()) {
     if (::umount2(m.mountpoint.c_str(), MNT_DETACH) != 0) {
-      NLOG(WARNING) << "detaching " << m.mountpoint << " in the daemon's namespace: "
-                    << strerror(errno);
+      NLOG(WARNING) << "detaching " << m.mountpoint
+                    << " in the daemon's namespace: " << strerror(errno);
     }
   }
 }
@@ -69,15 +69,16 @@ int main(int argc, char** argv) {
   std::string level = "info";
   bool shared_mounts = false;
   double handover_s = 8;
-  CLI::App app{"nvmf-ublkd: serves NVMe over Fabrics namespaces as ublk block devices.\n\n"
-               "Devices outlive the daemon. SIGTERM or SIGINT (systemctl stop/restart, a package "
-               "upgrade) hands them over: no new requests are taken, I/O stays queued in the kernel, "
-               "the daemon exits 0 within --handover-timeout and keeps its state file; the next "
-               "nvmf-ublkd recovers every device (same /dev/ublkbN, mounted filesystems stay, no I/O "
-               "error). A crash or SIGKILL is recovered the same way. Devices are removed only by "
-               "`nvmf-ublk disconnect` / `disconnect-all` (at system shutdown: "
-               "nvmf-ublk-shutdown.service, after remote filesystems are unmounted).",
-               "nvmf-ublkd"};
+  CLI::App app{
+      "nvmf-ublkd: serves NVMe over Fabrics namespaces as ublk block devices.\n\n"
+      "Devices outlive the daemon. SIGTERM or SIGINT (systemctl stop/restart, a package "
+      "upgrade) hands them over: no new requests are taken, I/O stays queued in the kernel, "
+      "the daemon exits 0 within --handover-timeout and keeps its state file; the next "
+      "nvmf-ublkd recovers every device (same /dev/ublkbN, mounted filesystems stay, no I/O "
+      "error). A crash or SIGKILL is recovered the same way. Devices are removed only by "
+      "`nvmf-ublk disconnect` / `disconnect-all` (at system shutdown: "
+      "nvmf-ublk-shutdown.service, after remote filesystems are unmounted).",
+      "nvmf-ublkd"};
   app.add_option("--state-dir", opts.state_dir, "state file and default socket directory")
       ->capture_default_str();
   app.add_option("--socket", socket, "control socket (default: <state-dir>/control.sock)");
@@ -150,8 +151,7 @@ int main(int argc, char** argv) {
   (*d)->StartRecovery(state);
   int to_recover = 0;
   for (const auto& c : state.connections) to_recover += static_cast<int>(c.devices.size());
-  NLOG(INFO) << "nvmf-ublkd ready on " << socket << "; recovering " << to_recover
-             << " device(s)";
+  NLOG(INFO) << "nvmf-ublkd ready on " << socket << "; recovering " << to_recover << " device(s)";
   sd_notifyf(0, "READY=1\nSTATUS=serving; recovering %d device(s)", to_recover);
 
   // The control loop: signals, the watchdog (WATCHDOG=1 only while every reactor answers) and
@@ -162,9 +162,8 @@ int main(int argc, char** argv) {
   while (true) {
     const daemon::DeviceCounts n = (*d)->Counts();
     const std::string status =
-        n.recovering > 0
-            ? absl::StrCat("serving ", n.live, " device(s); recovering ", n.recovering)
-            : absl::StrCat("serving ", n.live, " device(s)");
+        n.recovering > 0 ? absl::StrCat("serving ", n.live, " device(s); recovering ", n.recovering)
+                         : absl::StrCat("serving ", n.live, " device(s)");
     if (status != last_status) {
       sd_notifyf(0, "STATUS=%s", status.c_str());
       last_status = status;
@@ -175,7 +174,8 @@ int main(int argc, char** argv) {
     if (wait_ns < 0) {
       if (sigwait(&set, &sig) != 0) continue;
     } else {
-      timespec ts{static_cast<time_t>(wait_ns / 1'000'000'000), static_cast<long>(wait_ns % 1'000'000'000)};
+      timespec ts{static_cast<time_t>(wait_ns / 1'000'000'000),
+                  static_cast<long>(wait_ns % 1'000'000'000)};
       sig = sigtimedwait(&set, nullptr, &ts);
       if (sig < 0) {
         if (watchdog_ns > 0) {
@@ -196,12 +196,11 @@ int main(int argc, char** argv) {
   NLOG(INFO) << "signal " << sig << ": handing the devices over to the next nvmf-ublkd";
   sd_notify(0, "STOPPING=1\nSTATUS=handing devices over");
   (*server)->StopAccepting();
-  const daemon::HandOverSummary sum =
-      (*d)->HandOver(static_cast<int64_t>(handover_s * 1e9));
+  const daemon::HandOverSummary sum = (*d)->HandOver(static_cast<int64_t>(handover_s * 1e9));
   NLOG(INFO) << "handed over " << sum.devices << " device(s) in "
-             << (nvmf_ublk::MonotonicNanos() - stop_ns) / 1000000 << " ms ("
-             << sum.held << " request(s) queued for the next daemon, " << sum.in_flight_left
-             << " unanswered, " << sum.quiesced << " quiesced); exiting";
+             << (nvmf_ublk::MonotonicNanos() - stop_ns) / 1000000 << " ms (" << sum.held
+             << " request(s) queued for the next daemon, " << sum.in_flight_left << " unanswered, "
+             << sum.quiesced << " quiesced); exiting";
   std::cout.flush();
   std::cerr.flush();
   // No destructors: they would wait for threads that may be blocked on the targets, and nothing

@@ -33,10 +33,11 @@ absl::StatusOr<State> LoadState(const std::string& path) {
     return absl::DataLossError(absl::StrCat(path, " has no valid format version"));
   }
   if (version->get<int64_t>() > kStateFormatVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, " has format version ", version->get<int64_t>(), "; this nvmf-ublkd reads version ",
-        kStateFormatVersion, " at most. A newer nvmf-ublkd wrote it and its devices may still "
-        "exist: run that version again (this one touches nothing)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " has format version ", version->get<int64_t>(),
+                     "; this nvmf-ublkd reads version ", kStateFormatVersion,
+                     " at most. A newer nvmf-ublkd wrote it and its devices may still "
+                     "exist: run that version again (this one touches nothing)"));
   }
   auto conns = j.find("connections");
   if (conns == j.end() || !conns->is_array()) return state;
@@ -67,7 +68,8 @@ absl::Status SaveState(const std::string& path, const State& state) {
     }
     conns.push_back({{"args", control::ToJson(c.args)}, {"devices", devs}});
   }
-  const std::string text = json{{"version", kStateFormatVersion}, {"connections", conns}}.dump(2) + "\n";
+  const std::string text =
+      json{{"version", kStateFormatVersion}, {"connections", conns}}.dump(2) + "\n";
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create ", tmp));

@@ -13,8 +13,9 @@
 // The queue is stopped when every tag is dead: it unregisters from the reactor, tells the backend
 // (QueueStopped) and runs the on_stopped callback. Hold() (the daemon's hand-over to its successor)
 // keeps every request that arrives from then on away from the backend (tag kHeld): the process
-// exits with it uncommitted and the kernel re-issues it to the next server (USER_RECOVERY_REISSUE). STOP_DEV makes the kernel abort every fetched
-// tag once the I/O in flight has been committed; a crash of the process ends the queue implicitly.
+// exits with it uncommitted and the kernel re-issues it to the next server (USER_RECOVERY_REISSUE).
+// STOP_DEV makes the kernel abort every fetched tag once the I/O in flight has been committed; a
+// crash of the process ends the queue implicitly.
 #ifndef NVMF_UBLK_UBLK_QUEUE_H_
 #define NVMF_UBLK_UBLK_QUEUE_H_
 
@@ -123,7 +124,7 @@ class UblkQueue final : private io::CompletionHandler, private BlockIoSink {
   std::atomic<State> state_{State::kIdle};
   std::atomic<bool> failed_{false};
   std::atomic<uint64_t> ios_completed_{0};
-  bool holding_ = false;                // reactor thread only
+  bool holding_ = false;                 // reactor thread only
   std::atomic<uint32_t> in_backend_{0};  // one writer (the reactor thread)
   std::atomic<uint32_t> held_{0};        // one writer (the reactor thread)
 };
