@@ -504,7 +504,7 @@ void Daemon::StartRecovery(const State& state) {
 }
 
 // `owned` keeps the connection alive here even if a disconnect removes it from conns_.
-void Daemon::RecoverConnection(std::shared_ptr<Conn> owned, const ConnectionRecord& record) {
+void Daemon::RecoverConnection(const std::shared_ptr<Conn>& owned, const ConnectionRecord& record) {
   Conn* conn = owned.get();
   absl::Status live;
   {

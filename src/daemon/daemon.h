@@ -97,7 +97,7 @@ class Daemon final : private io::ControllerListener {
   // What udev reads about a device (control/published_device.h).
   control::PublishedDevice PublishedFor(const Conn& conn, const io::NamespaceEntry& ns,
                                         int dev_id) const;
-  void RecoverConnection(std::shared_ptr<Conn> owned, const ConnectionRecord& record);
+  void RecoverConnection(const std::shared_ptr<Conn>& owned, const ConnectionRecord& record);
   void RemoveKernelDevice(ublk::ControlDevice* ctl, uint32_t dev_id);
   void RemoveConn(Conn* conn);
   void StopDevice(Device* dev);

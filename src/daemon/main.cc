@@ -126,7 +126,8 @@ int main(int argc, char** argv) {
     state = std::move(*loaded);
   } else if (loaded.status().code() == absl::StatusCode::kFailedPrecondition) {
     std::cerr << "nvmf-ublkd: " << loaded.status().message() << "\n";
-    sd_notifyf(0, "STATUS=refusing: %s", std::string(loaded.status().message()).c_str());
+    const std::string why(loaded.status().message());
+    sd_notifyf(0, "STATUS=refusing: %s", why.c_str());
     return kExitConfig;
   } else {
     // Unreadable: keep it for inspection, start empty (its devices cannot be recovered).
@@ -174,8 +175,9 @@ int main(int argc, char** argv) {
     if (wait_ns < 0) {
       if (sigwait(&set, &sig) != 0) continue;
     } else {
-      timespec ts{static_cast<time_t>(wait_ns / 1'000'000'000),
-                  static_cast<long>(wait_ns % 1'000'000'000)};
+      timespec ts{};
+      ts.tv_sec = static_cast<time_t>(wait_ns / 1'000'000'000);
+      ts.tv_nsec = static_cast<decltype(ts.tv_nsec)>(wait_ns % 1'000'000'000);
       sig = sigtimedwait(&set, nullptr, &ts);
       if (sig < 0) {
         if (watchdog_ns > 0) {
