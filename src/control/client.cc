@@ -26,11 +26,23 @@ absl::StatusOr<ControlClient> ControlClient::Open(std::string_view socket_path_v
     return absl::InvalidArgumentError(absl::StrCat("socket path too long: ", socket_path));
   }
   std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // Non-blocking: a daemon whose accept backlog is full (hung) makes connect() fail with EAGAIN
+  // instead of blocking; retried for a bounded time. Calls poll, so the fd stays non-blocking.
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return ErrnoToStatus(errno, "socket");
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     const int err = errno;
+    if ((err == EAGAIN || err == EINTR) && std::chrono::steady_clock::now() < deadline) {
+      ::usleep(20'000);
+      continue;
+    }
     ::close(fd);
+    if (err == EAGAIN) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "nvmf-ublkd does not accept connections on ", socket_path,
+          " (hung? `journalctl -u nvmf-ublkd`; systemd's watchdog restarts a hung daemon)"));
+    }
     if (err == ENOENT || err == ECONNREFUSED) {
       return absl::UnavailableError(
           absl::StrCat("nvmf-ublkd is not running (no listener on ", socket_path,
