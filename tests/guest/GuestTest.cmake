@@ -15,7 +15,7 @@ set(NVMF_UBLK_RUN_GUEST ${CMAKE_CURRENT_LIST_DIR}/run-guest)
 # nvmf_ublk_guest_test(NAME <name>
 #                      SCRIPT <t_x.sh>... | COMMAND <cmd> [<arg>...]
 #                      [TIMEOUT <s>] [ENV <VAR=VALUE>...] [HOSTFWD <hostport:guestport>...]
-#                      [MEM <size>] [CPUS <n>] [LABELS <label>...])
+#                      [MEM <size>] [CPUS <n>] [LABELS <label>...] [SYSTEMD])
 # One ctest entry = one guest boot (~5-7 s).
 #   SCRIPT   guest test scripts (relative to the calling CMakeLists' folder), run in that one boot by
 #            tests/guest/suite: per-test PASS/FAIL/SKIP lines, a reset between scripts.
@@ -23,11 +23,15 @@ set(NVMF_UBLK_RUN_GUEST ${CMAKE_CURRENT_LIST_DIR}/run-guest)
 #            kernel: COMMAND $<TARGET_FILE:ublk_ctrl_guest_test> --gtest_brief=1.
 #   TIMEOUT  ctest's limit (default 600); the guest itself is stopped a little earlier, so a hang
 #            ends with the runner's rc 124 and the kernel console tail in the log.
+#   SYSTEMD  boot systemd as PID 1 (run-guest --systemd; label `systemd` added): the test runs as
+#            run-guest-test.service and may end with guest_poweroff; the journal is left in
+#            <out>/journal.log and <out>/shutdown-journal.log (tests/guest/README.md).
 # In the guest: cwd = this build folder; NVMF_UBLK_BUILD_DIR / NVMF_UBLK_SOURCE_DIR = the build and
 # source trees (same paths as here); NVMF_UBLK_GUEST_OUT = <build>/tests/guest/out/<name>, shared
 # read-write, where the suite leaves <test>.log and tests leave artefacts.
 function(nvmf_ublk_guest_test)
-  cmake_parse_arguments(ARG "" "NAME;TIMEOUT;MEM;CPUS" "SCRIPT;COMMAND;ENV;HOSTFWD;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "SYSTEMD" "NAME;TIMEOUT;MEM;CPUS" "SCRIPT;COMMAND;ENV;HOSTFWD;LABELS"
+                        ${ARGN})
   if(NOT ARG_NAME)
     message(FATAL_ERROR "nvmf_ublk_guest_test: NAME is required")
   endif()
@@ -54,6 +58,10 @@ function(nvmf_ublk_guest_test)
       --env NVMF_UBLK_GUEST_OUT=${out})
   if(ARG_MEM)
     list(APPEND args --mem ${ARG_MEM})
+  endif()
+  if(ARG_SYSTEMD)
+    list(APPEND args --systemd)
+    list(APPEND ARG_LABELS systemd)
   endif()
   foreach(kv IN LISTS ARG_ENV)
     list(APPEND args --env ${kv})

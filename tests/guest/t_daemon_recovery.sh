@@ -3,9 +3,8 @@
 # daemon finds the device in its state file, reconnects and recovers it (UBLK_F_USER_RECOVERY +
 # REISSUE): the filesystem stays mounted, fio finishes with zero errors.
 source "${NVMF_UBLK_GUEST_LIB:-$(dirname "${BASH_SOURCE[0]}")/lib}/common.sh"
+source "$NVMF_UBLK_GUEST_LIB/daemon.sh"
 require_cmd fio mkfs.ext4 mountpoint
-D=$NVMF_UBLK_BUILD_DIR/src/daemon/nvmf-ublkd
-C=$NVMF_UBLK_BUILD_DIR/src/cli/nvmf-ublk
 require_bin "$D" "$C"
 
 NQN=nqn.2026-01.io.nvmf-ublk:recovery
@@ -15,22 +14,11 @@ nvmet_brd_load 1 192
 nvmet_target_up "$NQN" 4420 /dev/ram0
 on_exit nvmet_teardown
 
-start_daemon() {
-  "$D" --state-dir "$STATE" --reactors 2 --log-level info >>"$NVMF_UBLK_GUEST_OUT/nvmf-ublkd.log" 2>&1 &
-  DPID=$!
-  wait_for 20 "control socket" bash -c "$C --socket $SOCK list >/dev/null 2>&1"
-}
-start_daemon
-on_exit sh -c "pkill -TERM -x nvmf-ublkd; sleep 2; pkill -KILL -x nvmf-ublkd; true"
-
-dev=$("$C" --socket "$SOCK" connect -t tcp -a 127.0.0.1 -s 4420 -n "$NQN" --ctrl-loss-tmo 60 --reconnect-delay 1)
-log "device $dev"
-wait_for 10 "$dev" test -b "$dev"
-mkfs.ext4 -q -F "$dev"
+daemon_start
+on_exit sh -c "pkill -KILL -x nvmf-ublkd; true"
 M=/mnt/recovery
-mkdir -p $M
-mount "$dev" $M
-on_exit sh -c "umount -l $M 2>/dev/null; true"
+daemon_ext4 "$NQN" $M
+dev=$DEV
 
 log "fio on ext4 (randwrite 4k-128k, iodepth 32, crc32c verify) for 30 s"
 fio --name=recovery --directory=$M --size=96m --rw=randwrite --bsrange=4k-128k --iodepth=32 \
@@ -45,17 +33,14 @@ wait "$DPID" 2>/dev/null || true
 sleep 2
 mountpoint -q $M || fail "filesystem unmounted after the daemon died"
 log "restart"
-start_daemon
+daemon_start
 wait_for 60 "device recovered" bash -c "$C --socket $SOCK list | grep -q live"
 "$C" --socket "$SOCK" list
 rc=0
 wait $FIO || rc=$?
-terse=$(grep -a '^3;' "$NVMF_UBLK_GUEST_OUT/fio-recovery.terse" | tail -n1)
-[[ -n $terse ]] || fail "fio (rc $rc) left no report: $(tail -n 5 "$NVMF_UBLK_GUEST_OUT/fio-recovery.terse")"
-expect_eq "$(cut -d';' -f5 <<<"$terse")" 0 "fio error (errno) after recovery"
-((rc == 0)) || fail "fio exited $rc"
+kib=$(fio_terse_ok "$NVMF_UBLK_GUEST_OUT/fio-recovery.terse" $rc "after recovery")
 mountpoint -q $M || fail "filesystem unmounted"
-log "fio wrote $(cut -d';' -f47 <<<"$terse") KiB with zero errors across the restart"
+log "fio wrote $kib KiB with zero errors across the restart"
 umount $M
 "$C" --socket "$SOCK" disconnect -n "$NQN"
 wait_for 20 "$dev to be removed" bash -c "[[ ! -b $dev ]]"

@@ -3,7 +3,8 @@
 #
 #   source "${NVMF_UBLK_GUEST_LIB:-$(dirname "${BASH_SOURCE[0]}")/lib}/common.sh"
 #
-# It also sources nvmet.sh (target fixtures) and nvme.sh (initiator-side helpers).
+# It also sources nvmet.sh (target fixtures) and nvme.sh (initiator-side helpers). Tests booted with
+# `run-guest --systemd` can end with guest_poweroff (see there).
 #
 # Test contract (what tests/guest/suite relies on):
 #   * A test is a bash script run INSIDE the guest as root, with `set -euo pipefail` in effect (set
@@ -143,6 +144,45 @@ guest_reset() {
   nvme disconnect-all >/dev/null 2>&1 || true
   nvmet_teardown || true
   modprobe -r brd null_blk 2>/dev/null || true
+}
+
+# --- systemd mode (run-guest --systemd): systemd is PID 1, the test runs as run-guest-test.service.
+
+# guest_is_systemd: true when the guest runs systemd as PID 1.
+guest_is_systemd() { [[ $(readlink /proc/1/exe 2>/dev/null) == */systemd ]]; }
+# require_systemd: skip unless the guest was booted with run-guest --systemd.
+require_systemd() { guest_is_systemd || skip "needs systemd as PID 1 (run-guest --systemd)"; }
+
+# guest_poweroff [--expect RE] [--reject RE] [--order RE1 RE2]...: ENDS the test by powering the
+# guest off through systemd (`systemctl poweroff`), so units are stopped as at a real shutdown.
+# Must be the test's last step (it does not return), in a boot's only test (a suite stops here).
+# The on_exit cleanups do NOT run: what is still set up is what the shutdown acts on. The runner
+# then reports 0 if the guest powered off cleanly through systemd, else 1, and checks the shutdown
+# journal (journal lines from this call to the power-off, units' ExecStop output included, merged by
+# time with the kernel log "[T] kernel: MSG"; all REs are grep -E): every --expect RE matches a
+# line, no line matches a --reject RE, and for --order the first line matching RE1 comes before
+# the first line matching RE2 (both present). A failed check prints "run-guest: FAIL: ..." and
+# makes the status 1. The log is left in $NVMF_UBLK_GUEST_OUT/shutdown-journal.log on the host.
+guest_poweroff() {
+  local checks=() desc=()
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+      --expect|--reject) [[ $# -ge 2 ]] || fail "guest_poweroff: $1 needs a regex"
+        checks+=("${1#--}"$'\t'"$2"); desc+=("$1 '$2'"); shift 2 ;;
+      --order) [[ $# -ge 3 ]] || fail "guest_poweroff: --order needs two regexes"
+        checks+=("order"$'\t'"$2"$'\t'"$3"); desc+=("--order '$2' '$3'"); shift 3 ;;
+      *) fail "guest_poweroff: unknown argument $1" ;;
+    esac
+  done
+  require_systemd
+  log "guest_poweroff: systemctl poweroff${desc:+; shutdown journal checks: ${desc[*]}}"
+  _ON_EXIT=()
+  trap - ERR EXIT
+  set +e
+  bash "$NVMF_UBLK_GUEST_LIB/guest-systemd" request-poweroff "${checks[@]}" ||
+    { echo "FAIL: guest_poweroff: systemctl poweroff failed" >&2; exit 1; }
+  # systemd stops this unit (SIGTERM) as part of the shutdown: wait for it here.
+  exec sleep infinity
 }
 
 # shellcheck source=tests/guest/lib/nvmet.sh
