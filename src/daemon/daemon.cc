@@ -517,15 +517,18 @@ void Daemon::RecoverConnection(const std::shared_ptr<Conn>& owned, const Connect
   }
   if (live.ok()) live = WaitLive(conn);  // bounded by ctrl_loss_tmo
   std::lock_guard<std::timed_mutex> ops(ops_mu_);
+  bool cancelled = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     // Stopping: the devices stay for the next daemon, untouched (no CC.SHN, no removal).
     if (stopping_) return;
-    if (conn->cancelled) {
-      // Disconnected meanwhile: whoever cancelled removed the devices.
-      DestroyController(conn);
-      return;
-    }
+    cancelled = conn->cancelled;
+  }
+  if (cancelled) {
+    // Disconnected meanwhile: whoever cancelled removed the devices. (Not under mu_: the
+    // controller's state callbacks take it.)
+    DestroyController(conn);
+    return;
   }
   auto ctl = UblkControl();
   for (const DeviceRecord& rec : record.devices) {

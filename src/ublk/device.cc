@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -253,18 +254,23 @@ absl::Status UblkDevice::Stop() { return Teardown(); }
 HandOverReport UblkDevice::HandOver(int64_t deadline_ns) {
   HandOverReport report;
   if (torn_down_ || !added_) return report;
+  auto holding = std::make_shared<std::atomic<size_t>>(0);
   for (const auto& q : queues_) {
-    q->reactor()->Post([q] {
+    q->reactor()->Post([q, holding] {
       if (q->state() == UblkQueue::State::kRunning) q->Hold();
+      holding->fetch_add(1, std::memory_order_acq_rel);
     });
   }
-  // The posts run in order on each reactor; after them in_backend() only goes down.
+  // Once every queue holds, in_backend() only goes down.
   auto in_backend = [this] {
     uint32_t n = 0;
     for (const auto& q : queues_) n += q->in_backend();
     return n;
   };
-  while (in_backend() > 0 && MonotonicNanos() < deadline_ns) SleepNanos(1'000'000);
+  while ((holding->load(std::memory_order_acquire) < queues_.size() || in_backend() > 0) &&
+         MonotonicNanos() < deadline_ns) {
+    SleepNanos(1'000'000);
+  }
   report.in_flight_left = in_backend();
   if (info_.flags & uapi::UBLK_F_QUIESCE) {
     const int64_t left_ms = std::max<int64_t>(100, (deadline_ns - MonotonicNanos()) / 1'000'000);

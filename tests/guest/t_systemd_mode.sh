@@ -68,9 +68,9 @@ expect_eq "$out" "pid1=$exe" "systemd-run --pipe output"
 log "journal: this unit's messages"
 echo "t_systemd_mode says hello $$" | systemd-cat -t t_systemd_mode
 wait_for 10 "the journal to show our message" \
-  bash -c "journalctl -b -u run-guest-test.service -t t_systemd_mode --no-pager | grep -q 'hello $$'"
-journalctl -b -u run-guest-test.service --no-pager | grep -q 'Started run-guest-test.service' ||
+  bash -c "journalctl -b -u run-guest-test.service -t t_systemd_mode --no-pager | grep >/dev/null 'hello $$'"
+journalctl -b -u run-guest-test.service --no-pager | grep >/dev/null 'Started run-guest-test.service' ||
   fail "journalctl -u run-guest-test.service lacks systemd's 'Started' line"
-journalctl -b -u run-guest-selftest.service --no-pager | grep -q 'run-guest-selftest.service' ||
+journalctl -b -u run-guest-selftest.service --no-pager | grep >/dev/null 'run-guest-selftest.service' ||
   fail "no journal for the transient unit"
 log "ok"

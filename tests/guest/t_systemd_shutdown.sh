@@ -42,7 +42,7 @@ mount "$L2" /mnt/plain
 for m in /mnt/netdev /mnt/plain; do
   dd if=/dev/urandom of=$m/data bs=1M count=8 status=none   # dirty data the unmount must write
 done
-systemctl show -p After mnt-netdev.mount | grep -q remote-fs-pre.target ||
+[[ $(systemctl show -p After mnt-netdev.mount) == *remote-fs-pre.target* ]] ||
   fail "systemd does not order the _netdev mount after remote-fs-pre.target: $(systemctl show -p After mnt-netdev.mount)"
 log "$d1 on /mnt/netdev (_netdev), $d2 on /mnt/plain; powering off"
 guest_poweroff \
