@@ -15,7 +15,8 @@ set(NVMF_UBLK_RUN_GUEST ${CMAKE_CURRENT_LIST_DIR}/run-guest)
 # nvmf_ublk_guest_test(NAME <name>
 #                      SCRIPT <t_x.sh>... | COMMAND <cmd> [<arg>...]
 #                      [TIMEOUT <s>] [ENV <VAR=VALUE>...] [HOSTFWD <hostport:guestport>...]
-#                      [MEM <size>] [CPUS <n>] [LABELS <label>...] [SYSTEMD])
+#                      [MEM <size>] [CPUS <n>] [LABELS <label>...] [SYSTEMD]
+#                      [KERNEL_SUITE <suite>])
 # One ctest entry = one guest boot (~5-7 s).
 #   SCRIPT   guest test scripts (relative to the calling CMakeLists' folder), run in that one boot by
 #            tests/guest/suite: per-test PASS/FAIL/SKIP lines, a reset between scripts.
@@ -23,6 +24,8 @@ set(NVMF_UBLK_RUN_GUEST ${CMAKE_CURRENT_LIST_DIR}/run-guest)
 #            kernel: COMMAND $<TARGET_FILE:ublk_ctrl_guest_test> --gtest_brief=1.
 #   TIMEOUT  ctest's limit (default 600); the guest itself is stopped a little earlier, so a hang
 #            ends with the runner's rc 124 and the kernel console tail in the log.
+#   KERNEL_SUITE  boot the newest kernel of another Debian suite (e.g. trixie-backports, for
+#            features 6.12 lacks), fetched into the same cache on first use (label `kernel-<suite>`).
 #   SYSTEMD  boot systemd as PID 1 (run-guest --systemd; label `systemd` added): the test runs as
 #            run-guest-test.service and may end with guest_poweroff; the journal is left in
 #            <out>/journal.log and <out>/shutdown-journal.log (tests/guest/README.md).
@@ -30,8 +33,8 @@ set(NVMF_UBLK_RUN_GUEST ${CMAKE_CURRENT_LIST_DIR}/run-guest)
 # source trees (same paths as here); NVMF_UBLK_GUEST_OUT = <build>/tests/guest/out/<name>, shared
 # read-write, where the suite leaves <test>.log and tests leave artefacts.
 function(nvmf_ublk_guest_test)
-  cmake_parse_arguments(ARG "SYSTEMD" "NAME;TIMEOUT;MEM;CPUS" "SCRIPT;COMMAND;ENV;HOSTFWD;LABELS"
-                        ${ARGN})
+  cmake_parse_arguments(ARG "SYSTEMD" "NAME;TIMEOUT;MEM;CPUS;KERNEL_SUITE"
+                        "SCRIPT;COMMAND;ENV;HOSTFWD;LABELS" ${ARGN})
   if(NOT ARG_NAME)
     message(FATAL_ERROR "nvmf_ublk_guest_test: NAME is required")
   endif()
@@ -91,4 +94,8 @@ function(nvmf_ublk_guest_test)
     FIXTURES_REQUIRED nvmf_ublk_guest
     RESOURCE_LOCK nvmf_ublk_guest
     PROCESSORS ${ARG_CPUS})
+  if(ARG_KERNEL_SUITE)
+    set_property(TEST ${ARG_NAME} APPEND PROPERTY LABELS kernel-${ARG_KERNEL_SUITE})
+    set_property(TEST ${ARG_NAME} PROPERTY ENVIRONMENT NVMF_UBLK_GUEST_KERNEL_SUITE=${ARG_KERNEL_SUITE})
+  endif()
 endfunction()

@@ -2,8 +2,9 @@
 # t_daemon_restart: restarts that keep devices (plain guest, no systemd). Verified fio runs on a
 # mounted ext4 on /dev/ublkbN while nvmf-ublkd is stopped with SIGTERM and started again, three
 # times: SIGTERM exits 0 within 10 s, the device keeps its number, the filesystem stays mounted,
-# the new daemon recovers the device, and fio ends with zero errors. Prints the restart gap (the
-# longest I/O latency fio saw), SIGTERM -> exit and start -> device live.
+# the new daemon recovers the device, and fio ends with zero errors; where the kernel has
+# UBLK_F_QUIESCE each hand-over quiesced the device. Prints the restart gap (the longest I/O
+# latency fio saw), SIGTERM -> exit and start -> device live.
 source "${NVMF_UBLK_GUEST_LIB:-$(dirname "${BASH_SOURCE[0]}")/lib}/common.sh"
 source "$NVMF_UBLK_GUEST_LIB/daemon.sh"
 require_cmd fio mkfs.ext4 mountpoint
@@ -63,6 +64,15 @@ done
 log "fio wrote $kib KiB with zero errors across 3 restarts; longest I/O per restart: ${gaps[*]} ms (whole run: $(fio_max_lat_ms "$OUT/restart_lat.*.log") ms)"
 rm -f "$OUT"/restart_*.log
 grep -E "handed over|recovered \(" "$OUT/nvmf-ublkd.log" | sed 's/^[^]]*] //' | tail -6
+# Where the kernel has UBLK_F_QUIESCE (6.15+; the device was created with it), every hand-over
+# quiesced the device; NVMF_UBLK_EXPECT_QUIESCE=1 (the test on a newer kernel) insists on it.
+if grep -q "flags .*QUIESCE" "$OUT/nvmf-ublkd.log"; then
+  n=$(grep -c "handed over 1 device(s) .* 1 quiesced" "$OUT/nvmf-ublkd.log" || true)
+  expect_eq "$n" 3 "hand-overs that quiesced the device (UBLK_F_QUIESCE)"
+  log "kernel has UBLK_F_QUIESCE: all 3 hand-overs quiesced the device"
+elif [[ ${NVMF_UBLK_EXPECT_QUIESCE:-0} == 1 ]]; then
+  fail "kernel $(uname -r) did not grant UBLK_F_QUIESCE"
+fi
 rc=0
 "$C" --socket "$SOCK" disconnect -n "$NQN" 2>"$OUT/busy.err" || rc=$?
 ((rc == 1)) && grep -q "is mounted on $M" "$OUT/busy.err" ||
