@@ -78,6 +78,8 @@ class ControlClient {
   absl::StatusOr<std::vector<DeviceInfo>> DisconnectSubsystem(std::string_view subnqn);
   // Removes one device (/dev/ublkbN) and, when it was the last, its controller.
   absl::StatusOr<std::vector<DeviceInfo>> DisconnectDevice(std::string_view path);
+  // Removes every device and controller; returns the devices removed.
+  absl::StatusOr<std::vector<DeviceInfo>> DisconnectAll();
   absl::StatusOr<std::vector<ControllerSummary>> List();
 
   // One raw request/reply round trip (a JSON object in, the reply object out, as text). Every call

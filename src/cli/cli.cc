@@ -326,35 +326,45 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   if (app.got_subcommand(disconnect_all)) {
     auto ctrls = client->List();
     if (!ctrls.ok()) return Fail(err, ctrls.status());
-    std::vector<int> ids;
+    // A device whose filesystem stays mounted (busy) is kept, with its data; the others go.
+    std::vector<std::string> removable;
+    int kept = 0;
     for (const auto& c : *ctrls) {
-      for (const auto& d : c.devices) ids.push_back(d.dev_id);
-    }
-    if (unmount) {
-      for (const int id : ids) {
-        const std::vector<Mount> mounts = MountsOfDevice(id);
-        if (absl::Status s = Unmount(mounts); !s.ok()) return Fail(err, s);
-        for (const Mount& m : mounts) {
-          out << "unmounted " << m.mountpoint << " (/dev/ublkb" << id << ")\n";
+      for (const auto& d : c.devices) {
+        const std::vector<Mount> mounts = MountsOfDevice(d.dev_id);
+        absl::Status s = unmount ? Unmount(mounts) : absl::OkStatus();
+        if (unmount && s.ok()) {
+          for (const Mount& m : mounts)
+            out << "unmounted " << m.mountpoint << " (" << d.path << ")\n";
         }
+        if (s.ok() && !force) s = CheckNotMounted({d.dev_id});
+        if (!s.ok()) {
+          err << "nvmf-ublk: keeping " << d.path << ": " << s.message() << "\n";
+          ++kept;
+          continue;
+        }
+        removable.push_back(d.path);
       }
     }
-    if (!force) {
-      if (absl::Status s = CheckNotMounted(ids); !s.ok()) return Fail(err, s);
-    }
-    auto reply = client->Call(R"({"cmd":"disconnect-all"})");
-    if (!reply.ok()) return Fail(err, reply.status());
-    auto j = control::ParseObject(*reply);
-    if (!j.ok()) return Fail(err, j.status());
-    if (absl::Status s = control::ReplyStatus(*j); !s.ok()) return Fail(err, s);
-    size_t n = 0;
-    if (auto it = j->find("devices"); it != j->end() && it->is_array()) {
-      for (const auto& d : *it) {
-        out << "disconnected " << control::DeviceInfoFromJson(d).path << "\n";
-        ++n;
+    absl::StatusOr<std::vector<DeviceInfo>> removed;
+    if (kept == 0) {
+      removed = client->DisconnectAll();  // also controllers that have no device
+    } else {
+      std::vector<DeviceInfo> some;
+      for (const std::string& path : removable) {
+        auto r = client->DisconnectDevice(path);
+        if (!r.ok()) return Fail(err, r.status());
+        some.insert(some.end(), r->begin(), r->end());
       }
+      removed = std::move(some);
     }
-    out << "disconnected " << n << " device(s)\n";
+    if (!removed.ok()) return Fail(err, removed.status());
+    for (const auto& d : *removed) out << "disconnected " << d.path << "\n";
+    out << "disconnected " << removed->size() << " device(s)\n";
+    if (kept > 0) {
+      err << "nvmf-ublk: kept " << kept << " device(s) with mounted filesystems\n";
+      return 1;
+    }
     return 0;
   }
   if (app.got_subcommand(list)) {

@@ -167,6 +167,11 @@ absl::StatusOr<std::vector<DeviceInfo>> ControlClient::DisconnectDevice(std::str
   return Devices(reply);
 }
 
+absl::StatusOr<std::vector<DeviceInfo>> ControlClient::DisconnectAll() {
+  ASSIGN_OR_RETURN(json reply, Round(this, json{{"cmd", "disconnect-all"}}));
+  return Devices(reply);
+}
+
 absl::StatusOr<std::vector<ControllerSummary>> ControlClient::List() {
   ASSIGN_OR_RETURN(json reply, Round(this, json{{"cmd", "list"}}));
   std::vector<ControllerSummary> out;

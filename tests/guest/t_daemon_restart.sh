@@ -78,6 +78,16 @@ rc=0
 ((rc == 1)) && grep -q "is mounted on $M" "$OUT/busy.err" ||
   fail "disconnect of a mounted device: exit $rc, $(cat "$OUT/busy.err")"
 [[ -b $dev ]] || fail "a mounted device was removed"
+# A filesystem that cannot be unmounted (busy) keeps its device, and says so.
+(cd $M && exec sleep 120) &
+BUSY=$!
+rc=0
+"$C" --socket "$SOCK" disconnect-all --unmount >"$OUT/busy.out" 2>"$OUT/busy.err" || rc=$?
+((rc == 1)) && grep -q "keeping $dev: unmount $M" "$OUT/busy.err" ||
+  fail "disconnect-all --unmount of a busy filesystem: exit $rc, $(cat "$OUT/busy.err")"
+[[ -b $dev ]] && mountpoint -q $M || fail "a busy filesystem lost its device"
+kill $BUSY
+wait $BUSY 2>/dev/null || true
 "$C" --socket "$SOCK" disconnect-all --unmount | tee "$OUT/disconnect-all.txt"
 grep -q "^unmounted $M ($dev)" "$OUT/disconnect-all.txt" || fail "disconnect-all --unmount did not unmount $M"
 ! mountpoint -q $M || fail "$M still mounted"

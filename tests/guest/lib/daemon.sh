@@ -3,6 +3,8 @@
 # NVMF_UBLK_GUEST_OUT.
 D=$NVMF_UBLK_BUILD_DIR/src/daemon/nvmf-ublkd
 C=$NVMF_UBLK_BUILD_DIR/src/cli/nvmf-ublk
+# This run's daemon log only (the output directory outlives runs; tests read the log).
+: >"$NVMF_UBLK_GUEST_OUT/nvmf-ublkd.log"
 
 # daemon_start: nvmf-ublkd --state-dir $STATE in the background (log: $NVMF_UBLK_GUEST_OUT/
 # nvmf-ublkd.log); sets DPID; returns once its control socket answers.
