@@ -203,6 +203,14 @@ void Controller::ReadCap() {
   Step("Property Get CAP", nvme::BuildPropertyGet(nvme::Property::kCap), nullptr, 0,
        [this](const IoResult& r) {
          cap_ = uint64_t{r.dw0} | (uint64_t{r.dw1} << 32);
+         // MQES is 0's based with a minimum of 1 (NVMe Base, CAP): a one-entry queue could never
+         // hold a command (SQ full = tail + 1 == head), so such a controller is refused.
+         if (nvme::CapMqes(cap_) < 2) {
+           FailBringUp(absl::FailedPreconditionError(absl::StrCat(
+               "controller reports CAP.MQES 0 (queues of one entry; the minimum is 1, i.e. 2 "
+               "entries): refusing it")));
+           return;
+         }
          Step("Property Get VS", nvme::BuildPropertyGet(nvme::Property::kVs), nullptr, 0,
               [this](const IoResult& vs) {
                 vs_ = vs.dw0;

@@ -463,6 +463,22 @@ TEST_F(ConnectErrorTest, WrongSubsystemNqnIsInvalidArgument) {
   ExpectNothingLeaked();
 }
 
+// A target input that used to reach an NCHECK (queue size 1) and abort the whole daemon: refused
+// with a clear error instead; the process lives on.
+TEST_F(ConnectErrorTest, CapMqesZeroIsRefusedClearly) {
+  {
+    target::TargetConfig config = OneNamespaceTarget(1 << 20);
+    config.cap_override = uint64_t{0} | (1ull << 16) | (15ull << 24) | (1ull << 37);  // MQES 0
+    target::Target target(config);
+    ASSERT_OK_AND_ASSIGN(std::vector<uint16_t> ports, target.Start());
+    double seconds = 0;
+    EXPECT_THAT(TryConnect(HostOptions(ports[0]), &seconds),
+                StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("CAP.MQES 0")));
+    EXPECT_LT(seconds, 2.0);
+  }
+  ExpectNothingLeaked();
+}
+
 TEST_F(ConnectErrorTest, HostNotAllowedIsPermissionDenied) {
   {
     target::TargetConfig config = OneNamespaceTarget(1 << 20);

@@ -12,6 +12,9 @@ namespace {
 constexpr uint32_t kMaxFailovers = 64;  // a path that keeps failing the same command
 constexpr uint32_t kMaxRetries = 5;
 constexpr uint32_t kMaxNlb = 65536;  // NLB is a 16-bit 0-based field
+// A Command Retry Delay is what the target asks for (CRDT, up to 6553.5 s): a hostile or broken
+// target must not park a request for hours, so one retry waits at most this long.
+constexpr int64_t kMaxRetryDelayNs = 10'000'000'000;
 
 uint32_t PowerOfTwoFloor(uint64_t v) {
   uint32_t p = 1;
@@ -162,8 +165,9 @@ void NamespaceHead::OnDone(Tag* t, const io::IoResult& r) {
     case nvme::RetryClass::kRetryLater:
       stats_.retries.fetch_add(1, std::memory_order_relaxed);
       if (++t->retries <= kMaxRetries) {
-        const int64_t delay = std::max<int64_t>(
-            t->path->RetryDelayNs(nvme::CompletionStatus{r.status}.crd()), 1'000'000);
+        const int64_t delay =
+            std::clamp<int64_t>(t->path->RetryDelayNs(nvme::CompletionStatus{r.status}.crd()),
+                                1'000'000, kMaxRetryDelayNs);
         t->path->After(t->io->queue, delay, [this, t] { Issue(t); });
         return;
       }

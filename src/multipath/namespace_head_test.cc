@@ -24,7 +24,7 @@ class FakePath : public Path {
     delays.push_back(delay_ns);
     fn();
   }
-  int64_t RetryDelayNs(uint8_t crd) const override { return crd * 100'000'000; }
+  int64_t RetryDelayNs(uint8_t crd) const override { return crd * crdt_unit_ns; }
 
   // Completes the oldest pending command.
   void Complete(io::IoResult r) {
@@ -34,6 +34,7 @@ class FakePath : public Path {
   }
 
   Usability usability_ = Usability::kLive;
+  int64_t crdt_unit_ns = 100'000'000;  // what CRDTn reports, per n
   std::deque<io::IoRequest*> pending;
   std::vector<int64_t> delays;
 
@@ -166,6 +167,20 @@ TEST_F(HeadTest, NoUsablePathFailsWithEio) {
   auto again = Io(ublk::BlockIo::kRead, 0, 512, 1);
   h.head->Submit(&again);
   EXPECT_EQ(results[&again], -EIO);
+}
+
+// CRDT is 16 bits of 100 ms: a target may ask for 6553.5 s. One retry waits 10 s at most.
+TEST_F(HeadTest, CommandRetryDelayIsClamped) {
+  Harness h(1);
+  FakePath& p = *h.fakes[0];
+  p.crdt_unit_ns = 65535LL * 100'000'000;
+  auto wr = Io(ublk::BlockIo::kWrite, 0, 512);
+  h.head->Submit(&wr);
+  p.Complete(Nvme(nvme::kSctGeneric, nvme::kScNamespaceNotReady, false, 1));
+  ASSERT_EQ(p.delays.size(), 1u);
+  EXPECT_EQ(p.delays[0], 10'000'000'000);
+  p.Complete({});
+  EXPECT_EQ(results[&wr], 512);
 }
 
 TEST_F(HeadTest, DnrErrorsFailWithTheirErrnoAndRetryLaterWaits) {

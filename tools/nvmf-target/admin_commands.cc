@@ -44,6 +44,7 @@ Connection::Outcome Connection::ExecuteFabrics(Request& req) {
           // MQES (0-based), CQR, TO = 15 x 500 ms, CSS bit 37: NVM command set. MPSMIN 0 (4 KiB).
           value = uint64_t{target_->config().queue_size - 1u} | (1ull << 16) | (15ull << 24) |
                   (1ull << 37);
+          if (target_->config().cap_override) value = *target_->config().cap_override;
           break;
         case nvme::Property::kVs:
           value = 0x00020000;

@@ -121,7 +121,10 @@ struct TargetConfig {
   TransportConfig transport;
   FaultConfig fault;  // target-wide faults at start
 
-  uint16_t queue_size = 128;          // CAP.MQES + 1: largest SQ (admin and I/O)
+  uint16_t queue_size = 128;  // CAP.MQES + 1: largest SQ (admin and I/O)
+  // Tests of hostile targets: Property Get CAP answers this instead (e.g. MQES 0, which the spec
+  // forbids); the target itself still enforces queue_size.
+  std::optional<uint64_t> cap_override;
   uint16_t max_io_queues = 64;        // Number of Queues granted at most
   uint32_t in_capsule_data = 8192;    // I/O in-capsule data bytes: IOCCSZ = (64 + this) / 16
   uint8_t mdts = 8;                   // MDTS (2^n x 4 KiB; 8 = 1 MiB); 0 = no limit
