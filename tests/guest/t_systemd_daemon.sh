@@ -89,24 +89,25 @@ for round in 1 2 3; do
   sleep 3
 done
 
-pid=$(main_pid)
-t0=$(ms_now)
-systemctl kill -s KILL nvmf-ublkd
-wait_for 30 "systemd to restart the killed daemon" bash -c "p=\$(systemctl show -p MainPID --value nvmf-ublkd); [[ \$p != 0 && \$p != $pid ]]"
-wait_live "$dev" 60
-window kill "$t0"
-log "SIGKILL: restarted by systemd (Restart=on-failure) and recovered after $(($(ms_now) - t0)) ms"
+# signal_and_recover SIG EVENT WHAT SECONDS: `systemctl kill -s SIG`, then waits (SECONDS) for
+# systemd to run a new main process and for the device to be live again; sets T0.
+signal_and_recover() {
+  local pid
+  pid=$(main_pid)
+  T0=$(ms_now)
+  systemctl kill -s "$1" nvmf-ublkd
+  wait_for "$4" "$3" bash -c "p=\$(systemctl show -p MainPID --value nvmf-ublkd); [[ \$p != 0 && \$p != $pid ]]"
+  wait_live "$dev" 60
+  window "$2" "$T0"
+}
+signal_and_recover KILL kill "systemd to restart the killed daemon" 30
+log "SIGKILL: restarted by systemd (Restart=on-failure) and recovered after $(($(ms_now) - T0)) ms"
 sleep 3
 
-pid=$(main_pid)
-t0=$(ms_now)
-systemctl kill -s STOP nvmf-ublkd
-wait_for 90 "the watchdog to restart the frozen daemon" bash -c "p=\$(systemctl show -p MainPID --value nvmf-ublkd); [[ \$p != 0 && \$p != $pid ]]"
-wait_live "$dev" 60
-window watchdog "$t0"
+signal_and_recover STOP watchdog "the watchdog to restart the frozen daemon" 90
 journalctl -u nvmf-ublkd --no-pager >"$OUT/journal-unit.txt"   # (grep -q on a pipe: SIGPIPE)
 grep -qi "watchdog timeout" "$OUT/journal-unit.txt" || fail "no watchdog timeout in the journal"
-log "SIGSTOP: watchdog restart and recovery after $(($(ms_now) - t0)) ms"
+log "SIGSTOP: watchdog restart and recovery after $(($(ms_now) - T0)) ms"
 sleep 3
 
 # An upgrade: the binary is replaced (new inode, as dpkg does), then the service restarted.
