@@ -182,7 +182,7 @@ void Reactor::RunOnce(int64_t max_wait_ns) {
   ++turns_;
   RunPosted();
   RunFlushes();
-  int64_t wait = max_wait_ns;
+  int64_t wait = deferred_.empty() ? max_wait_ns : 0;
   const int64_t deadline = NextTimerDeadline();
   if (deadline >= 0) {
     const int64_t until = std::max<int64_t>(0, deadline - MonotonicNanos());
@@ -202,7 +202,24 @@ void Reactor::RunOnce(int64_t max_wait_ns) {
   RunPosted();
 }
 
+void Reactor::Dispatch(uint64_t data, int32_t res, uint32_t flags) {
+  const UserData ud = UserData::Decode(data);
+  if (ud.slot == 0) {
+    if (ud.op == kOpWake) ArmWake();
+    return;
+  }
+  if (ud.slot >= slots_.size()) return;
+  const Slot& s = slots_[ud.slot];
+  if (s.handler == nullptr || s.gen != ud.gen) return;  // stale: handler gone
+  s.handler->OnCompletion(ud.op, ud.tag, res, flags);
+}
+
 void Reactor::HandleCqes() {
+  if (!deferred_.empty()) {
+    std::vector<DeferredCqe> batch;
+    batch.swap(deferred_);
+    for (const DeferredCqe& d : batch) Dispatch(d.data, d.res, d.flags);
+  }
   // Handlers may prepare SQEs (and even submit when the SQ fills), which can reap more CQEs: take
   // a snapshot of what is ready, one CQE at a time.
   io_uring_cqe* cqe;
@@ -211,15 +228,28 @@ void Reactor::HandleCqes() {
     const int32_t res = cqe->res;
     const uint32_t flags = cqe->flags;
     io_uring_cqe_seen(&ring_, cqe);
-    const UserData ud = UserData::Decode(data);
-    if (ud.slot == 0) {
-      if (ud.op == kOpWake) ArmWake();
-      continue;
+    Dispatch(data, res, flags);
+  }
+}
+
+void Reactor::DrainHandler(HandlerId id, const std::function<bool()>& busy) {
+  NCHECK(InReactorThread()) << options_.name << ": DrainHandler off the reactor thread";
+  while (busy()) {
+    __kernel_timespec ts{0, 10'000'000};
+    io_uring_cqe* cqe = nullptr;
+    io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+    while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
+      const uint64_t data = io_uring_cqe_get_data64(cqe);
+      const int32_t res = cqe->res;
+      const uint32_t flags = cqe->flags;
+      io_uring_cqe_seen(&ring_, cqe);
+      const UserData ud = UserData::Decode(data);
+      if (ud.slot == id.slot && ud.gen == id.gen) {
+        Dispatch(data, res, flags);
+      } else {
+        deferred_.push_back(DeferredCqe{data, res, flags});
+      }
     }
-    if (ud.slot >= slots_.size()) continue;
-    const Slot& s = slots_[ud.slot];
-    if (s.handler == nullptr || s.gen != ud.gen) continue;  // stale: handler gone
-    s.handler->OnCompletion(ud.op, ud.tag, res, flags);
   }
 }
 

@@ -119,6 +119,11 @@ class Reactor {
   // Thread-safe: runs `fn` on the reactor thread during its next turn.
   void Post(std::function<void()> fn);
 
+  // Runs only `id`'s completions until busy() is false, keeping every other completion for the
+  // next turn (no timers, posted work or flushes run meanwhile). For a handler that must not be
+  // freed while the kernel still owns its buffers. Reactor thread only.
+  void DrainHandler(HandlerId id, const std::function<bool()>& busy);
+
   void RequestFlush(Flushable* f);
   // Forgets a pending flush request (call from the Flushable's destructor).
   void CancelFlush(Flushable* f);
@@ -142,6 +147,7 @@ class Reactor {
 
   void ArmWake();
   void HandleCqes();
+  void Dispatch(uint64_t data, int32_t res, uint32_t flags);
   void RunTimers();
   void RunPosted();
   void RunFlushes();
@@ -168,6 +174,12 @@ class Reactor {
   std::mutex post_mu_;
   std::vector<std::function<void()>> posted_;  // guarded by post_mu_
   std::vector<Flushable*> flushes_;
+  struct DeferredCqe {
+    uint64_t data;
+    int32_t res;
+    uint32_t flags;
+  };
+  std::vector<DeferredCqe> deferred_;  // held back by DrainHandler, dispatched next turn
 };
 
 }  // namespace nvmf_ublk::io

@@ -17,6 +17,8 @@ namespace {
 constexpr size_t kRecvBufferBytes = 64 * 1024;
 // Payload at least this large is received straight into the command's buffer.
 constexpr size_t kDirectRecvBytes = 8 * 1024;
+// How long a closing connection may spend writing its H2CTermReq before the socket is shut down.
+constexpr int64_t kTermReqTimeoutNs = 1'000'000'000;
 }  // namespace
 
 const char* TcpConnection::ToString(State s) {
@@ -49,10 +51,13 @@ TcpConnection::TcpConnection(Reactor* reactor, ConnectionOptions options,
 
 TcpConnection::~TcpConnection() {
   if (connect_inflight_ || send_inflight_ || recv_inflight_) {
+    // The kernel may still write into recv_buf_ or a command buffer: wait until it cannot.
     NLOG(ERROR) << name() << ": destroyed with operations in flight (state " << ToString(state_)
-                << ")";
+                << "); cancelling and waiting for them";
+    DrainNow();
   }
   if (handshake_timer_) reactor_->CancelTimer(handshake_timer_);
+  if (term_timer_) reactor_->CancelTimer(term_timer_);
   reactor_->CancelFlush(this);
   reactor_->Unregister(id_);
 }
@@ -184,6 +189,11 @@ void TcpConnection::Flush() {
 }
 
 void TcpConnection::OnSent(int res) {
+  if (state_ == State::kClosing && terminating_) {
+    if (res > 0) queue_.SendComplete(static_cast<size_t>(res));
+    ContinueTermination(res > 0);
+    return;
+  }
   if (state_ == State::kClosing || state_ == State::kClosed) return;
   if (res < 0) {
     Close(ErrnoToStatus(res, absl::StrCat("send to ", options_.target.ToString())));
@@ -215,17 +225,63 @@ void TcpConnection::OnCommandDone(uint64_t cookie, const nvme::Cqe& cqe, int err
 
 void TcpConnection::OnQueueFailed(const absl::Status& status) { Close(status); }
 
-void TcpConnection::SendTermReqBestEffort() {
-  // Only when nothing is in flight, so the TermReq starts on a PDU boundary. A non-blocking
-  // syscall on the error path; the socket is shut down right after.
-  if (send_inflight_ || !fd_ || !queue_.HasPendingSend()) return;
-  iovec iov[8];
-  const int n = queue_.PendingSend(iov, 8);
-  msghdr msg{};
-  msg.msg_iov = iov;
-  msg.msg_iovlen = static_cast<size_t>(n);
-  const ssize_t sent = ::sendmsg(fd_.get(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-  (void)sent;
+void TcpConnection::ContinueTermination(bool ok) {
+  // Called with no send in flight; `ok` is false when the last send failed. The first call turns
+  // the send queue into "rest of the PDU being written, then the TermReq"; later calls write what
+  // is left of that.
+  if (ok && !term_started_) {
+    term_started_ = true;
+    queue_.BeginTermination();
+  }
+  if (ok && queue_.HasPendingSend()) {
+    const int n = queue_.PendingSend(iov_, static_cast<int>(std::size(iov_)));
+    std::memset(&msg_, 0, sizeof(msg_));
+    msg_.msg_iov = iov_;
+    msg_.msg_iovlen = static_cast<size_t>(n);
+    io_uring_sqe* sqe = reactor_->GetSqe(id_, kOpSend, 0);
+    io_uring_prep_sendmsg(sqe, fd_.get(), &msg_, MSG_NOSIGNAL);
+    send_inflight_ = true;
+    return;
+  }
+  if (ok) NLOG(DEBUG) << name() << ": H2CTermReq written";
+  EndTermination();
+}
+
+void TcpConnection::EndTermination() {
+  terminating_ = false;
+  if (term_timer_) {
+    reactor_->CancelTimer(term_timer_);
+    term_timer_ = 0;
+  }
+  if (fd_) ::shutdown(fd_.get(), SHUT_RDWR);
+  if (send_inflight_) {
+    io_uring_sqe* sqe = reactor_->GetSqe(id_, kOpCancel, 0);
+    io_uring_prep_cancel64(sqe, UserData::Encode(id_, kOpSend, 0), 0);
+  }
+}
+
+void TcpConnection::DrainNow() {
+  // Closed without the observer: completions that arrive now only clear their in-flight flag.
+  SetState(State::kClosed);
+  terminating_ = false;
+  if (!reactor_->InReactorThread()) {
+    // Cannot run the loop from here: keep the receive buffer alive forever rather than let the
+    // kernel write into freed memory.
+    NLOG(ERROR) << name() << ": not on the reactor thread; leaking the receive buffer";
+    new std::vector<uint8_t>(std::move(recv_buf_));  // NOLINT: deliberate leak
+    return;
+  }
+  const uint8_t ops[] = {kOpConnect, kOpSend, kOpRecv};
+  const bool inflight[] = {connect_inflight_, send_inflight_, recv_inflight_};
+  if (fd_) ::shutdown(fd_.get(), SHUT_RDWR);
+  for (int i = 0; i < 3; ++i) {
+    if (!inflight[i]) continue;
+    io_uring_sqe* sqe = reactor_->GetSqe(id_, kOpCancel, 0);
+    io_uring_prep_cancel64(sqe, UserData::Encode(id_, ops[i], 0), 0);
+  }
+  draining_ = true;
+  reactor_->DrainHandler(id_,
+                         [this] { return connect_inflight_ || send_inflight_ || recv_inflight_; });
 }
 
 void TcpConnection::Close(const absl::Status& why) {
@@ -236,14 +292,28 @@ void TcpConnection::Close(const absl::Status& why) {
     reactor_->CancelTimer(handshake_timer_);
     handshake_timer_ = 0;
   }
+  const bool connected = state_ == State::kHandshake || state_ == State::kLive;
   SetState(State::kClosing);  // first: the queue's failure callback re-enters Close()
   if (queue_.state() != tcp::HostQueue::State::kFailed) {
     queue_.Fail(why.ok() ? absl::UnavailableError("connection closed") : why);
   }
-  SendTermReqBestEffort();
-  if (fd_) ::shutdown(fd_.get(), SHUT_RDWR);
+  // A protocol error owes the controller an H2CTermReq (NVMe/TCP 1.0 §3.6.2.3). It goes out after
+  // the send in flight (if any) and the rest of a partly written PDU, bounded by a timer; the
+  // socket is shut down after it. Reads stop now.
+  terminating_ = connected && fd_ && queue_.termination_due();
+  if (terminating_) {
+    term_timer_ = reactor_->AddTimerAfter(kTermReqTimeoutNs, [this] {
+      term_timer_ = 0;
+      NLOG(INFO) << name() << ": H2CTermReq not written within 1 s; closing without it";
+      EndTermination();
+    });
+    if (!send_inflight_) ContinueTermination(true);
+  } else if (fd_) {
+    ::shutdown(fd_.get(), SHUT_RDWR);
+  }
   const uint8_t ops[] = {kOpConnect, kOpSend, kOpRecv};
-  const bool inflight[] = {connect_inflight_, send_inflight_, recv_inflight_};
+  const bool inflight[] = {connect_inflight_, terminating_ ? false : send_inflight_,
+                           recv_inflight_};
   for (int i = 0; i < 3; ++i) {
     if (!inflight[i]) continue;
     io_uring_sqe* sqe = reactor_->GetSqe(id_, kOpCancel, 0);
@@ -254,8 +324,8 @@ void TcpConnection::Close(const absl::Status& why) {
 }
 
 void TcpConnection::MaybeFinishClose() {
-  if (state_ != State::kClosing) return;
-  if (connect_inflight_ || send_inflight_ || recv_inflight_) return;
+  if (state_ != State::kClosing || draining_) return;
+  if (terminating_ || connect_inflight_ || send_inflight_ || recv_inflight_) return;
   fd_.reset();
   SetState(State::kClosed);
   // Every buffer is ours again: fail the commands that never completed.

@@ -95,7 +95,11 @@ class TcpConnection final : private CompletionHandler,
   void OnConnected(int res);
   void OnSent(int res);
   void OnReceived(int res);
-  void SendTermReqBestEffort();
+  void ContinueTermination(bool ok);
+  void EndTermination();
+  // Destructor path only: cancels every operation in flight and runs the reactor until they have
+  // all completed, so the kernel never writes into freed memory.
+  void DrainNow();
   void MaybeFinishClose();
   void SetState(State s);
 
@@ -108,6 +112,10 @@ class TcpConnection final : private CompletionHandler,
   UniqueFd fd_;
   absl::Status close_reason_;
   Reactor::TimerId handshake_timer_ = 0;
+  Reactor::TimerId term_timer_ = 0;
+  bool terminating_ = false;   // closing: writing the H2CTermReq before shutting down
+  bool term_started_ = false;  // BeginTermination() done
+  bool draining_ = false;      // destructor waits for in-flight operations
 
   bool connect_inflight_ = false;
   bool send_inflight_ = false;

@@ -47,12 +47,14 @@ HostQueue::HostQueue(const HostQueueOptions& options, HostQueueObserver* observe
                                PdaBytes(options.hpda), std::max(options.max_c2h_data, 8192u)},
               this) {
   NCHECK(options_.queue_size >= 2) << "queue_size " << options_.queue_size;
+  options_.queue_size = std::min(options_.queue_size, kMaxQueueSize);
   options_.maxr2t = std::clamp<uint32_t>(options_.maxr2t, 1, kMaxR2t);
   if (options_.name.empty()) options_.name = absl::StrFormat("q%u", options_.qid);
   const uint32_t depth = options_.queue_size - 1u;
   slots_.resize(depth);
-  free_.reserve(depth);
-  for (uint32_t i = depth; i-- > 0;) free_.push_back(static_cast<uint16_t>(i));
+  free_.resize(depth);
+  for (uint32_t i = 0; i < depth; ++i) free_[i] = static_cast<uint16_t>(i);
+  free_count_ = depth;
   index_bits_ = BitsFor(depth);
   // Each slot has at most one capsule and one H2CData entry queued; plus ICReq and a TermReq.
   send_ring_.resize(2 * depth + 4);
@@ -83,7 +85,7 @@ absl::Status HostQueue::Start() {
 }
 
 bool HostQueue::CanSubmit() const {
-  if (free_.empty()) return false;
+  if (free_count_ == 0) return false;
   if (options_.disable_sq_flow_control) return true;
   return (sq_tail_ + 1) % options_.queue_size != sq_head_;
 }
@@ -102,14 +104,17 @@ int HostQueue::SubmitInternal(const nvme::Sqe& sqe, void* data, uint32_t len, ui
     return -EINVAL;
   }
   if (!CanSubmit()) return -EAGAIN;
-  const uint16_t index = free_.back();
-  free_.pop_back();
+  const uint16_t index = free_[free_head_];
+  free_head_ = (free_head_ + 1) % free_.size();
+  --free_count_;
   Slot& s = slots_[index];
   s.gen = static_cast<uint16_t>((s.gen + 1) & ((1u << (16 - index_bits_)) - 1));
   s.cid = static_cast<uint16_t>((uint32_t{s.gen} << index_bits_) | index);
   s.busy = true;
   s.internal = internal;
   s.response = false;
+  s.header_sent = false;
+  s.capsule_sent = false;
   s.dir = dir;
   s.cookie = cookie;
   s.data = static_cast<uint8_t*>(data);
@@ -122,9 +127,9 @@ int HostQueue::SubmitInternal(const nvme::Sqe& sqe, void* data, uint32_t len, ui
   s.h2c_queued = false;
   s.sends = 0;
   s.error = 0;
-  // Fabrics commands (Connect) always carry their data in the capsule.
-  s.in_capsule = dir == nvme::DataDirection::kHostToController &&
-                 (len <= options_.in_capsule_data || sqe.opcode == nvme::kFabricsOpcode);
+  // Connect too goes over R2T when its data exceeds the queue's in-capsule limit (an I/O queue
+  // whose IOCCSZ is below 1024 + 64 bytes), as the target can only accept what it advertised.
+  s.in_capsule = dir == nvme::DataDirection::kHostToController && len <= options_.in_capsule_data;
 
   nvme::Sqe cmd = sqe;
   cmd.cid.set(s.cid);
@@ -190,6 +195,9 @@ void HostQueue::SendComplete(size_t bytes) {
     const uint32_t left = e.total() - head_sent_;
     if (bytes < left) {
       head_sent_ += static_cast<uint32_t>(bytes);
+      if (e.kind == SendKind::kCapsule && head_sent_ >= e.hdr_len) {
+        slots_[e.slot].header_sent = true;
+      }
       return;
     }
     bytes -= left;
@@ -205,6 +213,7 @@ void HostQueue::OnEntrySent(const SendEntry& e) {
   if (e.kind == SendKind::kRaw) return;
   Slot& s = slots_[e.slot];
   --s.sends;
+  if (e.kind == SendKind::kCapsule) s.header_sent = s.capsule_sent = true;
   if (e.kind == SendKind::kH2C) {
     s.h2c_queued = false;
     if (!s.response) QueueNextH2C(e.slot);
@@ -244,6 +253,45 @@ HostQueue::Slot* HostQueue::LookupCid(uint16_t cid) {
   return &s;
 }
 
+std::optional<PduError> HostQueue::CheckCid(uint16_t cid, const char* what, uint32_t fei,
+                                            Slot** out) {
+  Slot* s = LookupCid(cid);
+  if (s == nullptr) {
+    return PduError{Fes::kInvalidHeaderField, fei,
+                    absl::StrFormat("%s for unknown or completed command ID 0x%04x", what, cid)};
+  }
+  if (!s->header_sent) {
+    // The controller cannot know a CID it has not received: a guess or a stale use, never a
+    // completion of the command now in this slot.
+    return PduError{Fes::kInvalidHeaderField, fei,
+                    absl::StrFormat("%s for command ID 0x%04x (%s) before its capsule was sent",
+                                    what, cid, NameOf(*s))};
+  }
+  *out = s;
+  return std::nullopt;
+}
+
+std::optional<PduError> HostQueue::CheckSuccessAllowed(const Slot& s, const char* what,
+                                                       uint32_t fei) {
+  std::string missing;
+  if (s.dir == nvme::DataDirection::kHostToController) {
+    if (s.in_capsule) {
+      if (!s.capsule_sent) missing = "its in-capsule data was sent";
+    } else if (s.r2t_next != s.len) {
+      missing =
+          absl::StrFormat("it asked for all data (R2Ts cover %u of %u bytes)", s.r2t_next, s.len);
+    } else if (s.r2t_count > 0 || s.h2c_queued) {
+      missing = "all data it asked for was sent";
+    }
+  } else if (s.dir == nvme::DataDirection::kControllerToHost && s.received != s.len) {
+    missing = absl::StrFormat("it sent all data (%u of %u bytes)", s.received, s.len);
+  }
+  if (missing.empty()) return std::nullopt;
+  return PduError{Fes::kPduSequenceError, fei,
+                  absl::StrFormat("%s: successful completion of %s (CID 0x%04x) before %s", what,
+                                  NameOf(s), s.cid, missing)};
+}
+
 const char* HostQueue::NameOf(const Slot& s) const {
   return nvme::CommandName(s.sqe(), options_.qid == 0);
 }
@@ -281,11 +329,8 @@ std::optional<PduError> HostQueue::OnPduHeader(const PduHeader& h, uint8_t** dat
 
   const auto& pdu = h.as<DataPdu>();
   const uint16_t cid = pdu.cccid.get();
-  Slot* s = LookupCid(cid);
-  if (s == nullptr) {
-    return PduError{Fes::kInvalidHeaderField, offsetof(DataPdu, cccid),
-                    absl::StrFormat("C2HData for unknown or completed command ID 0x%04x", cid)};
-  }
+  Slot* s = nullptr;
+  if (auto err = CheckCid(cid, "C2HData", offsetof(DataPdu, cccid), &s)) return err;
   if (s->dir != nvme::DataDirection::kControllerToHost) {
     return PduError{
         Fes::kPduSequenceError, 0,
@@ -301,6 +346,12 @@ std::optional<PduError> HostQueue::OnPduHeader(const PduHeader& h, uint8_t** dat
     return PduError{
         Fes::kPduSequenceError, offsetof(DataPdu, datao),
         absl::StrFormat("C2HData DATAO %u, expected %u (data out of order)", datao, s->received)};
+  }
+  if ((h.flags & kFlagSuccess) && !options_.disable_sq_flow_control) {
+    return PduError{Fes::kInvalidHeaderField, offsetof(CommonHeader, flags),
+                    absl::StrFormat("C2HData with SUCCESS for %s (CID 0x%04x) on a queue with SQ "
+                                    "flow control (SUCCESS is allowed only with it disabled)",
+                                    NameOf(*s), cid)};
   }
   if ((h.flags & kFlagSuccess) && datao + datal != s->len) {
     return PduError{
@@ -399,11 +450,12 @@ std::optional<PduError> HostQueue::OnIcResp(const IcRespPdu& resp) {
 std::optional<PduError> HostQueue::OnCapsuleResp(const CapsuleRespPdu& resp) {
   const nvme::Cqe& cqe = resp.cqe;
   const uint16_t cid = cqe.cid.get();
-  Slot* s = LookupCid(cid);
-  if (s == nullptr) {
-    return PduError{Fes::kInvalidHeaderField,
-                    offsetof(CapsuleRespPdu, cqe) + offsetof(nvme::Cqe, cid),
-                    absl::StrFormat("CapsuleResp for unknown or completed command ID 0x%04x", cid)};
+  constexpr uint32_t kCidFei = offsetof(CapsuleRespPdu, cqe) + offsetof(nvme::Cqe, cid);
+  Slot* s = nullptr;
+  if (auto err = CheckCid(cid, "CapsuleResp", kCidFei, &s)) return err;
+  const nvme::CompletionStatus status{static_cast<uint16_t>(cqe.status.get() >> 1)};
+  if (status.ok() && s->error == 0) {
+    if (auto err = CheckSuccessAllowed(*s, "CapsuleResp", kCidFei)) return err;
   }
   const uint16_t sqhd = cqe.sq_head.get();
   if (sqhd < options_.queue_size) sq_head_ = sqhd;  // 0xFFFF when flow control is disabled
@@ -411,14 +463,7 @@ std::optional<PduError> HostQueue::OnCapsuleResp(const CapsuleRespPdu& resp) {
   if (outstanding_ == 0) sq_head_ = sq_tail_;
   s->cqe = cqe;
   s->response = true;
-  s->r2t_count = 0;  // a controller that completes early gets no more data
-  const nvme::CompletionStatus status{static_cast<uint16_t>(cqe.status.get() >> 1)};
-  if (status.ok() && s->dir == nvme::DataDirection::kControllerToHost && s->received != s->len &&
-      s->error == 0) {
-    NLOG(WARNING) << options_.name << ": " << NameOf(*s) << " CID " << cid << " completed with "
-                  << s->received << " of " << s->len << " data bytes";
-    s->error = -EIO;
-  }
+  s->r2t_count = 0;  // a controller that completes early (with an error) gets no more data
   const uint16_t index = static_cast<uint16_t>(s - slots_.data());
   CompleteIfDone(index);
   return std::nullopt;
@@ -426,11 +471,8 @@ std::optional<PduError> HostQueue::OnCapsuleResp(const CapsuleRespPdu& resp) {
 
 std::optional<PduError> HostQueue::OnR2T(const R2TPdu& r2t) {
   const uint16_t cid = r2t.cccid.get();
-  Slot* s = LookupCid(cid);
-  if (s == nullptr) {
-    return PduError{Fes::kInvalidHeaderField, offsetof(R2TPdu, cccid),
-                    absl::StrFormat("R2T for unknown or completed command ID 0x%04x", cid)};
-  }
+  Slot* s = nullptr;
+  if (auto err = CheckCid(cid, "R2T", offsetof(R2TPdu, cccid), &s)) return err;
   if (s->dir != nvme::DataDirection::kHostToController || s->in_capsule) {
     return PduError{
         Fes::kPduSequenceError, 0,
@@ -475,7 +517,8 @@ void HostQueue::Finish(uint16_t index) {
   const bool internal = s.internal;
   s.busy = false;
   s.data = nullptr;
-  free_.push_back(index);
+  free_[(free_head_ + free_count_) % free_.size()] = index;
+  ++free_count_;
   if (internal) {
     if (state_ == State::kConnecting && error == 0) OnConnectDone(cqe);
     return;
@@ -527,11 +570,9 @@ void HostQueue::OnConnectDone(const nvme::Cqe& cqe) {
 void HostQueue::FailWithTermReq(const PduError& err) {
   if (!peer_terminated_) {
     // H2CTermReq (§3.6.2.3): FES, FEI and the offending PDU header, so the controller can log it.
-    const uint32_t term_len =
+    // It goes out through BeginTermination(), ahead of everything still unsent.
+    term_len_ =
         EncodeTermReq(term_, PduType::kH2CTermReq, err.fes, err.fei, parser_.offending_header());
-    if (send_count_ < send_ring_.size()) {
-      PushSend(SendEntry{term_, term_len, nullptr, 0, nullptr, 0, SendKind::kRaw});
-    }
   }
   Fail(absl::DataLossError(
       peer_terminated_
@@ -551,6 +592,18 @@ void HostQueue::Fail(const absl::Status& status) {
     NLOG(WARNING) << options_.name << ": queue failed: " << status;
   }
   observer_->OnQueueFailed(status);
+}
+
+bool HostQueue::BeginTermination() {
+  if (term_len_ == 0) return false;
+  if (!term_queued_) {
+    term_queued_ = true;
+    // Keep only a partly written head entry: its remaining bytes must precede the TermReq.
+    send_count_ = (send_count_ > 0 && head_sent_ > 0) ? 1 : 0;
+    if (send_count_ == 0) head_sent_ = 0;
+    PushSend(SendEntry{term_, term_len_, nullptr, 0, nullptr, 0, SendKind::kRaw});
+  }
+  return send_count_ > 0;
 }
 
 void HostQueue::FailOutstanding(int error) {

@@ -17,13 +17,25 @@
 //   H2CData PDUs of at most MAXH2CDATA bytes, with several R2Ts outstanding when MAXR2T allows.
 //   An R2T counts against MAXR2T until all its data is queued for sending (the host cannot know
 //   when the controller has received it, so this is the strictest check without false alarms).
-//   H2C data PDUs honour CPDA (padding before the data).
+//   H2C data PDUs honour CPDA (padding before the data). Connect goes in-capsule only when the
+//   queue's in-capsule limit holds its 1024 data bytes; otherwise over R2T like any write.
 // - C2HData lands in the command's buffer at DATAO, in order and within bounds; the SUCCESS flag
-//   completes the command without a CapsuleResp.
-// - Command IDs are (generation << index_bits) | slot: a completion for a free slot or an old
-//   generation is a protocol error, never delivered to the wrong command.
+//   completes the command without a CapsuleResp, and is accepted only on a queue that disabled SQ
+//   flow control at Connect (NVMe/TCP 1.0 §3.6.2.11: the controller may set it only then).
+// - Command IDs are (generation << index_bits) | slot, and the slot freed longest ago is reused
+//   first, so a late completion of an earlier use carries an old generation. A completion for a
+//   free slot, an old or future generation, or a command whose capsule header has not yet been
+//   handed to the socket is a protocol error, never delivered to any command.
+// - A successful completion must come after all the command's data moved: for a write, every byte
+//   requested by R2T and handed to the socket (in-capsule: the whole capsule), with no R2T still
+//   owed; for a read, every byte received in C2HData. Otherwise it is a protocol error (the queue
+//   fails and the command is re-issued by its owner), never "done" with data unsent or missing.
+//   An error status may arrive earlier (a target may reject a command before taking its data).
 // - A command completes only when its response is in AND all its bytes have been handed to the
 //   socket, so neither its buffer nor its header storage is reused while a send may read it.
+// - On a protocol error the H2CTermReq is not queued behind other PDUs: BeginTermination() drops
+//   every unsent PDU except the rest of one already partly written (the stream must stay framed)
+//   and puts the TermReq next, so a transport that writes PendingSend() sends it promptly.
 // - SQ flow control: at most queue_size - 1 commands in flight, and, unless disabled at Connect,
 //   no more than the SQ (tracked through SQHD) can hold.
 #ifndef NVMF_UBLK_TCP_HOST_QUEUE_H_
@@ -47,8 +59,10 @@
 namespace nvmf_ublk::tcp {
 
 struct HostQueueOptions {
-  uint16_t qid = 0;            // 0 = admin queue
-  uint16_t queue_size = 32;    // SQ entries (Connect SQSIZE + 1), 2..65535
+  uint16_t qid = 0;  // 0 = admin queue
+  // SQ entries (Connect SQSIZE + 1), 2..kMaxQueueSize (larger values are clamped, keeping at
+  // least 4 generation bits in every command ID).
+  uint16_t queue_size = 32;
   uint32_t kato_ms = 0;        // Keep Alive Timeout sent in Connect (admin queue only)
   bool header_digest = false;  // request HDGST
   bool data_digest = false;    // request DDGST
@@ -91,6 +105,7 @@ class HostQueueObserver {
 
 class HostQueue final : private PduReceiver {
  public:
+  static constexpr uint16_t kMaxQueueSize = 4096;
   enum class State { kIdle, kWaitIcResp, kConnecting, kLive, kFailed };
   static const char* ToString(State state);
 
@@ -118,6 +133,13 @@ class HostQueue final : private PduReceiver {
   bool HasPendingSend() const { return send_count_ > 0; }
   size_t PendingSendBytes() const;
   void SendComplete(size_t bytes);
+
+  // After a protocol error (state failed with an H2CTermReq due): makes the TermReq the next PDU
+  // of the stream, after the rest of the PDU being written, dropping every other unsent PDU. Call
+  // it when no send is in flight. Returns whether there is anything to write (then write
+  // PendingSend() as usual); false when no TermReq is due.
+  bool BeginTermination();
+  bool termination_due() const { return term_len_ > 0 && !term_queued_; }
 
   // After the connection is gone: completes every outstanding command with `error` (negative errno)
   // and drops pending sends. The queue stays failed.
@@ -154,7 +176,9 @@ class HostQueue final : private PduReceiver {
     bool busy = false;
     bool internal = false;  // Connect, issued by the queue itself
     bool in_capsule = false;
-    bool response = false;  // response received, completion deferred until sends drain
+    bool response = false;      // response received, completion deferred until sends drain
+    bool header_sent = false;   // the capsule's PDU header has been handed to the socket
+    bool capsule_sent = false;  // ... and the whole capsule PDU, in-capsule data included
     nvme::DataDirection dir = nvme::DataDirection::kNone;
     uint16_t gen = 0;
     uint16_t cid = 0;
@@ -197,7 +221,11 @@ class HostQueue final : private PduReceiver {
   std::optional<PduError> OnIcResp(const IcRespPdu& resp);
   std::optional<PduError> OnCapsuleResp(const CapsuleRespPdu& resp);
   std::optional<PduError> OnR2T(const R2TPdu& r2t);
+  // The outstanding command `cid` names, or an error naming what `what` (a PDU name) got wrong.
   Slot* LookupCid(uint16_t cid);
+  std::optional<PduError> CheckCid(uint16_t cid, const char* what, uint32_t fei, Slot** out);
+  // A successful completion of `s` now would complete it before its data moved: the error.
+  std::optional<PduError> CheckSuccessAllowed(const Slot& s, const char* what, uint32_t fei);
   int SubmitInternal(const nvme::Sqe& sqe, void* data, uint32_t len, uint64_t cookie,
                      bool internal);
   void PushSend(const SendEntry& e);
@@ -222,7 +250,8 @@ class HostQueue final : private PduReceiver {
   bool fail_notified_ = false;
 
   std::vector<Slot> slots_;
-  std::vector<uint16_t> free_;  // free slot indices (stack)
+  std::vector<uint16_t> free_;  // free slot indices, a FIFO ring: oldest freed first
+  uint32_t free_head_ = 0, free_count_ = 0;
   uint32_t index_bits_ = 0;
   uint32_t outstanding_ = 0;
   uint32_t sq_tail_ = 0, sq_head_ = 0;
@@ -233,6 +262,8 @@ class HostQueue final : private PduReceiver {
 
   alignas(8) uint8_t icreq_[sizeof(IcReqPdu)];
   alignas(8) uint8_t term_[kMaxHeaderBytes];
+  uint32_t term_len_ = 0;     // an H2CTermReq is encoded in term_ and due
+  bool term_queued_ = false;  // BeginTermination() put it in the send ring
   nvme::ConnectData connect_data_{};
 };
 

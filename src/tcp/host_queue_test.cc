@@ -6,6 +6,7 @@
 #include <numeric>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "base/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -76,6 +77,15 @@ class HostQueueTest : public ::testing::Test {
     ASSERT_EQ(q.state(), HostQueue::State::kConnecting);
     ctrl.Pump(q, chunk);
     ASSERT_EQ(ctrl.commands.size(), 1u);
+    if (ctrl.commands[0].sqe.dptr.sgl_id == nvme::kSglIdTransport) {
+      // In-capsule limit below the 1024 Connect data bytes: the data comes over R2T.
+      ctrl.R2T(ctrl.commands[0].sqe.cid.get(), 0x77, 0, 1024);
+      ctrl.Deliver(q, chunk);
+      ctrl.Pump(q, chunk);
+      ASSERT_EQ(ctrl.h2c.size(), 1u);
+      ASSERT_EQ(ctrl.h2c[0].data.size(), 1024u);
+      ctrl.h2c.clear();
+    }
     ctrl.AcceptConnect(0x0042);
     ctrl.Deliver(q, chunk);
     ASSERT_TRUE(q.live()) << obs.failure;
@@ -294,7 +304,7 @@ TEST_F(HostQueueTest, SuccessFlagCompletesWithoutResponse) {
   EXPECT_EQ(ctrl.termreq->fei.get(), 20u);  // CapsuleResp CQE CID offset
 }
 
-TEST_F(HostQueueTest, ShortReadIsAnError) {
+TEST_F(HostQueueTest, SuccessfulReadBeforeAllDataIsAProtocolError) {
   HostQueue q(Opts(1), &obs);
   Connect(q);
   std::vector<uint8_t> buf(4096);
@@ -303,8 +313,32 @@ TEST_F(HostQueueTest, ShortReadIsAnError) {
   ctrl.C2H(cid, 0, Pattern(1024, 1));
   ctrl.Resp(cid);
   ctrl.Deliver(q);
+  EXPECT_EQ(q.state(), HostQueue::State::kFailed);
+  EXPECT_THAT(obs.failure.message(),
+              HasSubstr(absl::StrFormat("successful completion of Read (CID 0x%04x) before it "
+                                        "sent all data (1024 of 4096 bytes)",
+                                        cid)));
+  EXPECT_TRUE(obs.done.empty());  // not "done": its owner re-issues it after the teardown
+  ctrl.Pump(q);
+  ASSERT_TRUE(ctrl.termreq.has_value());
+  EXPECT_EQ(ctrl.termreq->fes.get(), static_cast<uint16_t>(Fes::kPduSequenceError));
+  EXPECT_EQ(ctrl.termreq->fei.get(), 20u);
+  q.FailOutstanding(-ECONNABORTED);
   ASSERT_EQ(obs.done.count(1), 1u);
-  EXPECT_EQ(obs.done[1].error, -EIO);
+  EXPECT_EQ(obs.done[1].error, -ECONNABORTED);
+}
+
+TEST_F(HostQueueTest, ErrorStatusBeforeAllDataIsDelivered) {
+  HostQueue q(Opts(1), &obs);
+  Connect(q);
+  std::vector<uint8_t> buf(4096);
+  const int cid = q.Submit(nvme::BuildRead(1, 0, 8), buf.data(), 4096, 1);
+  ctrl.Pump(q);
+  ctrl.C2H(cid, 0, Pattern(1024, 1));
+  ctrl.Resp(cid, nvme::MakeStatus(0, nvme::kScLbaOutOfRange, true));
+  ctrl.Deliver(q);
+  ASSERT_EQ(obs.done.count(1), 1u);
+  EXPECT_EQ(obs.done[1].error, 0);
   EXPECT_TRUE(q.live());
 }
 
@@ -480,7 +514,9 @@ TEST_F(HostQueueTest, ProtocolViolationsOnData) {
     SCOPED_TRACE(c.name);
     FakeController fc;
     Observer ob;
-    HostQueue q(Opts(1), &ob);
+    HostQueueOptions o = Opts(1);
+    o.disable_sq_flow_control = true;  // so that SUCCESS is allowed, and its length checked
+    HostQueue q(o, &ob);
     ASSERT_THAT(q.Start(), IsOk());
     fc.Pump(q);
     fc.IcResp();
@@ -516,23 +552,205 @@ TEST_F(HostQueueTest, ControllerTermReqFailsWithoutAnswering) {
   EXPECT_FALSE(ctrl.termreq.has_value());
 }
 
-TEST_F(HostQueueTest, CompletionWaitsUntilItsBytesAreSent) {
+TEST_F(HostQueueTest, ErrorCompletionWaitsUntilItsBytesAreSent) {
   HostQueue q(Opts(1), &obs);
   Connect(q);
   auto data = Pattern(4096, 1);
   const int cid = q.Submit(nvme::BuildWrite(1, 0, 8, false), data.data(), 4096, 3);
-  // The controller sees the bytes, but the transport has not reported the send yet.
+  // The header and part of the in-capsule data are written; a target may reject the command then
+  // (nvmet does, and drains the data afterwards).
   ctrl.Pump(q, SIZE_MAX, /*ack=*/false);
-  ctrl.Resp(cid);
-  ctrl.Deliver(q);
-  EXPECT_TRUE(obs.done.empty());
-  EXPECT_EQ(q.outstanding(), 0u);
-  EXPECT_EQ(q.PendingSendBytes(), 72u + 4096u);
   q.SendComplete(100);
-  EXPECT_TRUE(obs.done.empty());
+  ctrl.Resp(cid, nvme::MakeStatus(0, nvme::kScLbaOutOfRange, true));
+  ctrl.Deliver(q);
+  EXPECT_TRUE(q.live()) << obs.failure;
+  EXPECT_TRUE(obs.done.empty());  // its buffer is still being sent
+  EXPECT_EQ(q.outstanding(), 0u);
+  EXPECT_EQ(q.PendingSendBytes(), 72u + 4096u - 100u);
   q.SendComplete(72 + 4096 - 100);
   ASSERT_EQ(obs.done.count(3), 1u);
   EXPECT_EQ(obs.done[3].error, 0);
+}
+
+// Completions the controller cannot legitimately send: each fails the queue with a TermReq and
+// completes nothing (the owner re-issues the command after the teardown).
+TEST_F(HostQueueTest, PrematureCompletionsAreProtocolErrors) {
+  struct Case {
+    const char* name;
+    uint32_t in_capsule_data;
+    bool disable_sqfc;
+    // Runs after the 8 KiB write (cookie 1) was submitted; returns the controller's bad answer.
+    std::function<void(HostQueue&, FakeController&, int cid)> act;
+    Fes fes;
+    uint32_t fei;
+    const char* message;
+  };
+  const std::vector<Case> cases = {
+      {"capsule not sent", 8192, false,
+       [](HostQueue& q, FakeController& c, int cid) {
+         c.Pump(q, SIZE_MAX, /*ack=*/false);  // nothing reported written
+         c.Resp(cid, nvme::MakeStatus(0, nvme::kScLbaOutOfRange, true));
+       },
+       Fes::kInvalidHeaderField, 20, "before its capsule was sent"},
+      {"in-capsule data not sent", 8192, false,
+       [](HostQueue& q, FakeController& c, int cid) {
+         c.Pump(q, SIZE_MAX, /*ack=*/false);
+         q.SendComplete(100);
+         c.Resp(cid);
+       },
+       Fes::kPduSequenceError, 20, "before its in-capsule data was sent"},
+      {"no R2T yet", 0, false,
+       [](HostQueue& q, FakeController& c, int cid) {
+         c.Pump(q);
+         c.Resp(cid);
+       },
+       Fes::kPduSequenceError, 20, "R2Ts cover 0 of 8192 bytes"},
+      {"R2T for half", 0, false,
+       [](HostQueue& q, FakeController& c, int cid) {
+         c.Pump(q);
+         c.R2T(cid, 1, 0, 4096);
+         c.Deliver(q);
+         c.Pump(q);
+         c.Resp(cid);
+       },
+       Fes::kPduSequenceError, 20, "R2Ts cover 4096 of 8192 bytes"},
+      {"H2C data unsent", 0, false,
+       [](HostQueue& q, FakeController& c, int cid) {
+         c.Pump(q);
+         c.R2T(cid, 1, 0, 8192);
+         c.Deliver(q);
+         c.Pump(q, SIZE_MAX, /*ack=*/false);
+         c.Resp(cid);
+       },
+       Fes::kPduSequenceError, 20, "before all data it asked for was sent"},
+      {"C2H SUCCESS with flow control", 8192, false,
+       [](HostQueue& q, FakeController& c, int) {
+         c.Pump(q);
+         std::vector<uint8_t> buf(512);
+         const int rcid = q.Submit(nvme::BuildRead(1, 0, 1), buf.data(), 512, 2);
+         c.Pump(q);
+         c.C2H(rcid, 0, Pattern(512, 1), kFlagLastPdu | kFlagSuccess);
+       },
+       Fes::kInvalidHeaderField, 1, "SQ flow control"},
+      {"next generation", 8192, true,
+       [](HostQueue& q, FakeController& c, int cid) {
+         c.Pump(q);
+         c.Resp(static_cast<uint16_t>(cid + (1 << 5)));  // depth 31: 5 index bits
+       },
+       Fes::kInvalidHeaderField, 20, "unknown or completed command ID"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    FakeController fc;
+    Observer ob;
+    HostQueueOptions o = Opts(1);
+    o.in_capsule_data = c.in_capsule_data;
+    o.disable_sq_flow_control = c.disable_sqfc;
+    HostQueue q(o, &ob);
+    ASSERT_THAT(q.Start(), IsOk());
+    fc.Pump(q);
+    fc.IcResp();
+    fc.Deliver(q);
+    fc.Pump(q);
+    if (fc.commands.back().sqe.dptr.sgl_id == nvme::kSglIdTransport) {
+      fc.R2T(fc.commands.back().sqe.cid.get(), 9, 0, 1024);
+      fc.Deliver(q);
+      fc.Pump(q);
+    }
+    fc.AcceptConnect(1);
+    fc.Deliver(q);
+    ASSERT_TRUE(q.live()) << ob.failure;
+    auto data = Pattern(8192, 5);
+    const int cid = q.Submit(nvme::BuildWrite(1, 0, 16, false), data.data(), 8192, 1);
+    ASSERT_GE(cid, 0);
+    c.act(q, fc, cid);
+    fc.Deliver(q);
+    EXPECT_EQ(q.state(), HostQueue::State::kFailed);
+    EXPECT_THAT(ob.failure.message(), HasSubstr(c.message));
+    EXPECT_TRUE(ob.done.empty());
+    // The TermReq goes out next; what was unsent of the stream is dropped.
+    FakeController after;
+    ASSERT_TRUE(q.termination_due());
+    ASSERT_TRUE(q.BeginTermination());
+    iovec iov[8];
+    const int n = q.PendingSend(iov, 8);
+    ASSERT_GE(n, 1);
+    const auto* term = static_cast<const uint8_t*>(iov[n - 1].iov_base);
+    EXPECT_EQ(term[0], static_cast<uint8_t>(PduType::kH2CTermReq));
+    EXPECT_EQ(LoadLe16(term + 8), static_cast<uint16_t>(c.fes));
+    EXPECT_EQ(LoadLe32(term + 10), c.fei);
+    q.FailOutstanding(-ECONNABORTED);
+    for (const auto& [cookie, d] : ob.done) EXPECT_EQ(d.error, -ECONNABORTED) << cookie;
+  }
+}
+
+TEST_F(HostQueueTest, TermReqFollowsThePartlyWrittenPduOnly) {
+  HostQueueOptions o = Opts(1);
+  HostQueue q(o, &obs);
+  Connect(q);
+  auto data = Pattern(4096, 1);
+  ASSERT_GE(q.Submit(nvme::BuildWrite(1, 0, 8, false), data.data(), 4096, 1), 0);
+  ASSERT_GE(q.Submit(nvme::BuildWrite(1, 8, 8, false), data.data(), 4096, 2), 0);
+  EXPECT_EQ(q.PendingSendBytes(), 2 * (72u + 4096u));
+  q.SendComplete(1000);  // the first capsule is partly written
+  ctrl.Resp(0x7FFF);     // no such command
+  ctrl.Deliver(q);
+  ASSERT_EQ(q.state(), HostQueue::State::kFailed);
+  ASSERT_TRUE(q.BeginTermination());
+  // The rest of the first capsule (the stream stays framed), then the TermReq; not the second.
+  EXPECT_EQ(q.PendingSendBytes(), 72u + 4096u - 1000u + 24u + 24u);
+  q.SendComplete(q.PendingSendBytes());
+  EXPECT_FALSE(q.HasPendingSend());
+  EXPECT_FALSE(q.BeginTermination());  // written once
+}
+
+TEST_F(HostQueueTest, FreedSlotsAreReusedOldestFirst) {
+  HostQueue q(Opts(1, 4), &obs);  // 3 slots
+  Connect(q);
+  std::vector<int> indexes;
+  for (int i = 0; i < 6; ++i) {
+    const int cid = q.Submit(nvme::BuildFlush(1), nullptr, 0, 10 + i);
+    ASSERT_GE(cid, 0);
+    indexes.push_back(cid & 3);  // 2 index bits
+    ctrl.Pump(q);
+    ctrl.Resp(static_cast<uint16_t>(cid));
+    ctrl.Deliver(q);
+  }
+  // One command at a time still walks all slots: a just-freed slot waits behind the others
+  // (Connect used slot 0).
+  EXPECT_EQ(indexes, (std::vector<int>{1, 2, 0, 1, 2, 0}));
+}
+
+TEST_F(HostQueueTest, HugeQueueSizeKeepsGenerationBits) {
+  HostQueue q(Opts(1, 65535), &obs);
+  Connect(q);
+  EXPECT_EQ(q.depth(), HostQueue::kMaxQueueSize - 1u);
+  const uint8_t* raw = reinterpret_cast<const uint8_t*>(&ctrl.commands[0].sqe);
+  EXPECT_EQ(LoadLe16(raw + 44), HostQueue::kMaxQueueSize - 1);  // SQSIZE 0-based
+  const int cid = q.Submit(nvme::BuildFlush(1), nullptr, 0, 1);
+  EXPECT_NE(cid >> 12, 0);  // a generation above the 12 index bits
+}
+
+TEST_F(HostQueueTest, ConnectGoesOverR2TBelow1024InCapsuleBytes) {
+  HostQueueOptions o = Opts(1);
+  o.in_capsule_data = 512;
+  HostQueue q(o, &obs);
+  ASSERT_THAT(q.Start(), IsOk());
+  ctrl.Pump(q);
+  ctrl.IcResp();
+  ctrl.Deliver(q);
+  ctrl.Pump(q);
+  ASSERT_EQ(ctrl.commands.size(), 1u);
+  EXPECT_EQ(ctrl.commands[0].sqe.dptr.sgl_id, nvme::kSglIdTransport);
+  EXPECT_TRUE(ctrl.commands[0].data.empty());
+  ctrl.R2T(ctrl.commands[0].sqe.cid.get(), 3, 0, 1024);
+  ctrl.Deliver(q);
+  ctrl.Pump(q);
+  ASSERT_EQ(ctrl.h2c.size(), 1u);
+  EXPECT_STREQ(reinterpret_cast<const char*>(ctrl.h2c[0].data.data() + 256), kSubNqn);
+  ctrl.AcceptConnect(3);
+  ctrl.Deliver(q);
+  EXPECT_TRUE(q.live()) << obs.failure;
 }
 
 TEST_F(HostQueueTest, FlowControlAndGenerations) {

@@ -43,7 +43,9 @@ class FakeController : public PduReceiver {
 
   // Moves everything the host has to send into this controller, `chunk` bytes at a time, and
   // acknowledges the sends unless `ack` is false.
+  // A failed queue's H2CTermReq is put next first, as the transport does.
   void Pump(HostQueue& q, size_t chunk = SIZE_MAX, bool ack = true) {
+    if (q.termination_due()) q.BeginTermination();
     while (q.HasPendingSend() && !parser_.failed()) {
       iovec iov[64];
       const int n = q.PendingSend(iov, 64);
