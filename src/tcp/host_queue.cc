@@ -123,7 +123,9 @@ int HostQueue::SubmitInternal(const nvme::Sqe& sqe, void* data, uint32_t len, ui
   s.r2t_next = 0;
   s.r2t_count = 0;
   s.r2t_head = 0;
+  s.r2t_queued = 0;
   s.h2c_sent = 0;
+  s.h2c_last = false;
   s.h2c_queued = false;
   s.sends = 0;
   s.error = 0;
@@ -216,25 +218,34 @@ void HostQueue::OnEntrySent(const SendEntry& e) {
   if (e.kind == SendKind::kCapsule) s.header_sent = s.capsule_sent = true;
   if (e.kind == SendKind::kH2C) {
     s.h2c_queued = false;
-    if (!s.response) QueueNextH2C(e.slot);
+    if (s.h2c_last) {  // every byte of the oldest R2T is written: it no longer counts
+      s.h2c_last = false;
+      s.r2t_head = (s.r2t_head + 1) % kMaxR2t;
+      --s.r2t_count;
+      --s.r2t_queued;
+    }
+    QueueNextH2C(e.slot);
   }
   CompleteIfDone(e.slot);
 }
 
 void HostQueue::QueueNextH2C(uint16_t index) {
   Slot& s = slots_[index];
-  if (s.h2c_queued || s.r2t_count == 0 || state_ == State::kFailed) return;
-  R2tRange& r = s.r2ts[s.r2t_head];
+  // A command already answered (with an error) gets no more data.
+  if (s.h2c_queued || s.response || s.r2t_queued == s.r2t_count || state_ == State::kFailed) {
+    return;
+  }
+  R2tRange& r = s.r2ts[(s.r2t_head + s.r2t_queued) % kMaxR2t];
   const uint32_t chunk = std::min(negotiated_.maxh2cdata, r.length - s.h2c_sent);
   const uint32_t datao = r.offset + s.h2c_sent;
   s.h2c_sent += chunk;
   const bool last = s.h2c_sent == r.length;
   const uint16_t ttag = r.ttag;
   if (last) {
-    s.r2t_head = (s.r2t_head + 1) % kMaxR2t;
-    --s.r2t_count;
+    ++s.r2t_queued;
     s.h2c_sent = 0;
   }
+  s.h2c_last = last;
   const uint32_t hdr_len = EncodeDataPdu(s.h2c, PduType::kH2CData, last ? kFlagLastPdu : 0, s.cid,
                                          ttag, datao, chunk, wire_);
   const bool dd = wire_.data_digest;
@@ -280,7 +291,7 @@ std::optional<PduError> HostQueue::CheckSuccessAllowed(const Slot& s, const char
     } else if (s.r2t_next != s.len) {
       missing =
           absl::StrFormat("it asked for all data (R2Ts cover %u of %u bytes)", s.r2t_next, s.len);
-    } else if (s.r2t_count > 0 || s.h2c_queued) {
+    } else if (s.r2t_count > 0) {
       missing = "all data it asked for was sent";
     }
   } else if (s.dir == nvme::DataDirection::kControllerToHost && s.received != s.len) {
@@ -463,7 +474,6 @@ std::optional<PduError> HostQueue::OnCapsuleResp(const CapsuleRespPdu& resp) {
   if (outstanding_ == 0) sq_head_ = sq_tail_;
   s->cqe = cqe;
   s->response = true;
-  s->r2t_count = 0;  // a controller that completes early (with an error) gets no more data
   const uint16_t index = static_cast<uint16_t>(s - slots_.data());
   CompleteIfDone(index);
   return std::nullopt;
@@ -490,6 +500,14 @@ std::optional<PduError> HostQueue::OnR2T(const R2TPdu& r2t) {
   if (r2to != s->r2t_next) {
     return PduError{Fes::kPduSequenceError, offsetof(R2TPdu, r2to),
                     absl::StrFormat("R2T R2TO %u, expected %u", r2to, s->r2t_next)};
+  }
+  for (uint32_t i = 0; i < s->r2t_count; ++i) {
+    if (s->r2ts[(s->r2t_head + i) % kMaxR2t].ttag == r2t.ttag.get()) {
+      return PduError{Fes::kInvalidHeaderField, offsetof(R2TPdu, ttag),
+                      absl::StrFormat("R2T TTAG 0x%04x reused while its earlier R2T for CID "
+                                      "0x%04x is outstanding",
+                                      r2t.ttag.get(), cid)};
+    }
   }
   if (s->r2t_count >= options_.maxr2t) {
     return PduError{Fes::kR2TLimitExceeded, 0,

@@ -15,8 +15,9 @@
 //   queue's CNTLID on I/O queues.
 // - Writes up to the in-capsule limit go in the capsule; larger ones wait for R2Ts and are sent as
 //   H2CData PDUs of at most MAXH2CDATA bytes, with several R2Ts outstanding when MAXR2T allows.
-//   An R2T counts against MAXR2T until all its data is queued for sending (the host cannot know
-//   when the controller has received it, so this is the strictest check without false alarms).
+//   An R2T counts against MAXR2T (and its TTAG must not be reused) until all its data has been
+//   handed to the socket: until then the controller cannot have received it. (The transport
+//   handles completions in ring order, so a send is reported before any answer to it.)
 //   H2C data PDUs honour CPDA (padding before the data). Connect goes in-capsule only when the
 //   queue's in-capsule limit holds its 1024 data bytes; otherwise over R2T like any write.
 // - C2HData lands in the command's buffer at DATAO, in order and within bounds; the SUCCESS flag
@@ -185,12 +186,14 @@ class HostQueue final : private PduReceiver {
     uint64_t cookie = 0;
     uint8_t* data = nullptr;
     uint32_t len = 0;
-    uint32_t received = 0;   // C2H bytes received in order
-    uint32_t r2t_next = 0;   // next expected R2TO
-    uint32_t r2t_count = 0;  // pending R2T ranges in r2ts
-    uint32_t r2t_head = 0;
-    uint32_t h2c_sent = 0;    // bytes of r2ts[r2t_head] already queued
+    uint32_t received = 0;    // C2H bytes received in order
+    uint32_t r2t_next = 0;    // next expected R2TO
+    uint32_t r2t_count = 0;   // R2Ts in r2ts whose data is not all written yet
+    uint32_t r2t_head = 0;    // the oldest of them
+    uint32_t r2t_queued = 0;  // of those, from the head, whose data is all queued
+    uint32_t h2c_sent = 0;    // bytes queued of the R2T after those
     bool h2c_queued = false;  // an H2CData PDU of this slot is in the send ring
+    bool h2c_last = false;    // ... and it is the last of its R2T
     uint16_t sends = 0;       // send entries of this slot not yet written
     int error = 0;
     nvme::Cqe cqe{};

@@ -489,6 +489,57 @@ INSTANTIATE_TEST_SUITE_P(
                       BadR2T{"limit", false, 8192, 4096, 1, Fes::kR2TLimitExceeded, "MAXR2T"}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
+TEST_F(HostQueueTest, R2TsCountUntilTheirDataIsWritten) {
+  struct Case {
+    const char* name;
+    uint32_t maxr2t;
+    uint16_t second_ttag;
+    bool write_first;     // the transport reports the first R2T's data written before the second
+    const char* message;  // empty: accepted
+  };
+  const Case cases[] = {
+      {"TTAG reused while outstanding", 2, 1, false, "TTAG 0x0001 reused"},
+      {"TTAG reused after its data was written", 2, 1, true, ""},
+      // A second R2T while the first one's data (fully queued) is unwritten.
+      {"second R2T before the first one's data is written", 1, 2, false, "MAXR2T"},
+      {"second R2T after", 1, 2, true, ""},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    FakeController fc;
+    Observer ob;
+    HostQueueOptions o = Opts(1);
+    o.in_capsule_data = 0;
+    o.maxr2t = c.maxr2t;
+    HostQueue q(o, &ob);
+    ASSERT_THAT(q.Start(), IsOk());
+    fc.Pump(q);
+    fc.IcResp();
+    fc.Deliver(q);
+    fc.Pump(q);
+    fc.R2T(fc.commands.back().sqe.cid.get(), 9, 0, 1024);
+    fc.Deliver(q);
+    fc.Pump(q);
+    fc.AcceptConnect(1);
+    fc.Deliver(q);
+    ASSERT_TRUE(q.live()) << ob.failure;
+    auto data = Pattern(8192, 5);
+    const int cid = q.Submit(nvme::BuildWrite(1, 0, 16, false), data.data(), 8192, 1);
+    fc.Pump(q);
+    fc.R2T(cid, 1, 0, 4096);
+    fc.Deliver(q);
+    fc.Pump(q, SIZE_MAX, /*ack=*/c.write_first);
+    fc.R2T(cid, c.second_ttag, 4096, 4096);
+    fc.Deliver(q);
+    if (*c.message) {
+      EXPECT_EQ(q.state(), HostQueue::State::kFailed);
+      EXPECT_THAT(ob.failure.message(), HasSubstr(c.message));
+    } else {
+      EXPECT_TRUE(q.live()) << ob.failure;
+    }
+  }
+}
+
 TEST_F(HostQueueTest, ProtocolViolationsOnData) {
   struct Case {
     const char* name;

@@ -291,6 +291,20 @@ absl::StatusOr<FaultConfig> ParseFaultSpec(std::string_view spec, std::optional<
       ASSIGN_OR_RETURN(f.error_status, ParseStatusName(value));
     } else if (key == "admin") {
       ASSIGN_OR_RETURN(f.admin, ParseBool(value, what));
+    } else if (key == "malice") {
+      std::optional<Malice> m = ParseMalice(value);
+      if (!m) {
+        std::string kinds;
+        for (Malice k : AllMalice())
+          absl::StrAppend(&kinds, kinds.empty() ? "" : ", ", ToString(k));
+        return absl::InvalidArgumentError(
+            absl::StrCat("unknown malice '", value, "' (one of: ", kinds, ")"));
+      }
+      f.malice = *m;
+    } else if (key == "malice-after") {
+      ASSIGN_OR_RETURN(f.malice_after, ParseUint(value, what));
+    } else if (key == "malice-times") {
+      ASSIGN_OR_RETURN(f.malice_times, ParseUint(value, what));
     } else if (key == "cpda") {
       ASSIGN_OR_RETURN(uint64_t v, ParseUint(value, what, 31));
       f.cpda = static_cast<uint8_t>(v);
@@ -302,10 +316,11 @@ absl::StatusOr<FaultConfig> ParseFaultSpec(std::string_view spec, std::optional<
       ASSIGN_OR_RETURN(uint64_t v, ParseUint(value, what, 65536));
       f.max_r2t = static_cast<uint32_t>(v);
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unknown fault '", key,
-          "' (cut-after, delay, drop-every, corrupt-digest, term-req, error, status, admin, cpda, "
-          "maxh2cdata, r2t-chunk, max-r2t, port)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown fault '", key,
+                       "' (cut-after, delay, drop-every, corrupt-digest, term-req, error, status, "
+                       "admin, malice, "
+                       "malice-after, malice-times, cpda, maxh2cdata, r2t-chunk, max-r2t, port)"));
     }
   }
   RETURN_IF_ERROR(Validate(f));
@@ -362,6 +377,19 @@ Faults (target-wide, or one port with port=PORT); also at run time with the "fau
       status=S          ana-inaccessible | ana-loss | ana-transition | path | dnr | transient |
                         SCT:SC[:dnr]
       admin=1           faults also hit admin commands (not fabrics commands or AERs)
+      malice=KIND       a deliberate protocol violation, on a command it fits (a read for the
+                        c2h-* kinds, an R2T write for r2t-*, any for resp-*/cid-*; icresp-* on
+                        the next ICResp); the connection stays open for the host's H2CTermReq.
+                        KIND: resp-plen-below-hlen resp-plen-wrong resp-hlen-wrong cid-unknown
+                        cid-next-generation duplicate-resp unknown-pdu-type stall-mid-pdu
+                        header-digest-bad term-req-mid-data c2h-plen-huge c2h-pdo-in-header
+                        c2h-pdo-past-plen c2h-beyond-length c2h-gap c2h-overlap c2h-out-of-order
+                        c2h-after-resp c2h-success-with-sqfc r2t-on-read read-done-early
+                        c2h-on-write r2t-plen-wrong r2t-beyond-length r2t-overlap r2t-reused-ttag
+                        r2t-too-many write-done-before-r2t write-done-after-half icresp-pfv
+                        icresp-cpda icresp-maxh2cdata-small icresp-maxh2cdata-unaligned
+      malice-after=N    only after N commands of the connection (default 0)
+      malice-times=N    how many times in all (default 1; 0 = every fitting command)
       cpda=N, maxh2cdata=SIZE, r2t-chunk=SIZE, max-r2t=N   transport overrides for new
                         connections
     Faults count I/O queue commands per connection; "next N" budgets are shared by the scope.

@@ -91,6 +91,16 @@ TEST(CliTest, FaultSpecs) {
   EXPECT_EQ(*f->max_r2t, 4u);
   EXPECT_TRUE(f->admin);
   EXPECT_EQ(f->term_req, 1u);
+  f = ParseFaultSpec("malice=r2t-reused-ttag,malice-after=5,malice-times=0", &port);
+  ASSERT_THAT(f, IsOk());
+  EXPECT_EQ(f->malice, Malice::kR2TReusedTtag);
+  EXPECT_EQ(f->malice_after, 5u);
+  EXPECT_EQ(f->malice_times, 0u);
+  EXPECT_FALSE(f->empty());
+  EXPECT_THAT(ParseFaultSpec("malice=be-evil", &port),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("icresp-maxh2cdata-small")));
+  // Every kind has a distinct name that parses back to it.
+  for (Malice m : AllMalice()) EXPECT_EQ(ParseMalice(ToString(m)), m) << ToString(m);
   EXPECT_TRUE(ParseFaultSpec("clear", &port)->empty());
   EXPECT_THAT(ParseFaultSpec("explode=1", &port),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown fault 'explode'")));

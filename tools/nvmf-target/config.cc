@@ -40,7 +40,79 @@ std::optional<AnaState> ParseAnaState(const std::string& text) {
 
 bool FaultConfig::empty() const {
   return cut_after == 0 && delay_ms == 0 && drop_every == 0 && corrupt_digest == 0 &&
-         term_req == 0 && error_count == 0 && !cpda && !maxh2cdata && !r2t_chunk && !max_r2t;
+         term_req == 0 && error_count == 0 && malice == Malice::kNone && !cpda && !maxh2cdata &&
+         !r2t_chunk && !max_r2t;
+}
+
+namespace {
+struct MaliceName {
+  Malice kind;
+  const char* name;
+};
+constexpr MaliceName kMaliceNames[] = {
+    {Malice::kRespPlenBelowHlen, "resp-plen-below-hlen"},
+    {Malice::kRespPlenWrong, "resp-plen-wrong"},
+    {Malice::kRespHlenWrong, "resp-hlen-wrong"},
+    {Malice::kCidUnknown, "cid-unknown"},
+    {Malice::kCidNextGeneration, "cid-next-generation"},
+    {Malice::kDuplicateResp, "duplicate-resp"},
+    {Malice::kUnknownPduType, "unknown-pdu-type"},
+    {Malice::kStallMidPdu, "stall-mid-pdu"},
+    {Malice::kHeaderDigestBad, "header-digest-bad"},
+    {Malice::kTermReqMidData, "term-req-mid-data"},
+    {Malice::kC2HPlenHuge, "c2h-plen-huge"},
+    {Malice::kC2HPdoInHeader, "c2h-pdo-in-header"},
+    {Malice::kC2HPdoPastPlen, "c2h-pdo-past-plen"},
+    {Malice::kC2HBeyondLength, "c2h-beyond-length"},
+    {Malice::kC2HGap, "c2h-gap"},
+    {Malice::kC2HOverlap, "c2h-overlap"},
+    {Malice::kC2HOutOfOrder, "c2h-out-of-order"},
+    {Malice::kC2HAfterResp, "c2h-after-resp"},
+    {Malice::kC2HSuccessWithSqfc, "c2h-success-with-sqfc"},
+    {Malice::kR2TOnRead, "r2t-on-read"},
+    {Malice::kReadDoneEarly, "read-done-early"},
+    {Malice::kC2HOnWrite, "c2h-on-write"},
+    {Malice::kR2TPlenWrong, "r2t-plen-wrong"},
+    {Malice::kR2TBeyondLength, "r2t-beyond-length"},
+    {Malice::kR2TOverlap, "r2t-overlap"},
+    {Malice::kR2TReusedTtag, "r2t-reused-ttag"},
+    {Malice::kR2TTooMany, "r2t-too-many"},
+    {Malice::kWriteDoneBeforeR2T, "write-done-before-r2t"},
+    {Malice::kWriteDoneAfterHalf, "write-done-after-half"},
+    {Malice::kIcRespPfv, "icresp-pfv"},
+    {Malice::kIcRespCpda, "icresp-cpda"},
+    {Malice::kIcRespMaxH2CSmall, "icresp-maxh2cdata-small"},
+    {Malice::kIcRespMaxH2CUnaligned, "icresp-maxh2cdata-unaligned"},
+};
+}  // namespace
+
+const char* ToString(Malice m) {
+  for (const MaliceName& n : kMaliceNames) {
+    if (n.kind == m) return n.name;
+  }
+  return "none";
+}
+
+std::optional<Malice> ParseMalice(const std::string& text) {
+  if (text == "none") return Malice::kNone;
+  for (const MaliceName& n : kMaliceNames) {
+    if (text == n.name) return n.kind;
+  }
+  return std::nullopt;
+}
+
+std::vector<Malice> AllMalice() {
+  std::vector<Malice> all;
+  for (const MaliceName& n : kMaliceNames) all.push_back(n.kind);
+  return all;
+}
+
+MaliceTarget TargetOf(Malice m) {
+  if (m >= Malice::kIcRespPfv) return MaliceTarget::kIcResp;
+  if (m >= Malice::kR2TPlenWrong) return MaliceTarget::kR2TWrite;
+  if (m == Malice::kC2HOnWrite) return MaliceTarget::kWrite;
+  if (m >= Malice::kC2HPlenHuge || m == Malice::kTermReqMidData) return MaliceTarget::kRead;
+  return MaliceTarget::kAny;
 }
 
 namespace {

@@ -73,6 +73,57 @@ struct TransportConfig {
   bool allow_data_digest = true;    // grant DDGST when requested
 };
 
+// Deliberate protocol violations of a hostile or broken controller, for tests of the host (each
+// must be detected, answered with an H2CTermReq where the spec says so, and recovered from).
+// A kind fires on a command it fits (see MaliceTarget); the ICResp kinds on the next ICReq.
+// The CID kinds assume the command ID layout of nvmf-ublk's host (slot index in the low
+// bits(SQ entries - 1) bits, a generation above), so "unknown" and "next generation" are exact.
+enum class Malice : uint8_t {
+  kNone,
+  // Any command: its CapsuleResp is malformed or wrong.
+  kRespPlenBelowHlen,  // PLEN 8 < HLEN 24
+  kRespPlenWrong,      // PLEN 28 (a CapsuleResp is exactly 24 without digests)
+  kRespHlenWrong,      // HLEN 16
+  kCidUnknown,         // the response names a CID that is not outstanding
+  kCidNextGeneration,  // ... the next generation of the command's slot
+  kDuplicateResp,      // the response twice
+  kUnknownPduType,     // a PDU of type 0x0C instead of the response
+  kStallMidPdu,        // half of the response, then silence (the socket stays open)
+  kHeaderDigestBad,    // the response's header digest corrupted (with HDGST only)
+  kTermReqMidData,     // a read: half its data, then a C2HTermReq
+  // Reads: their C2HData is malformed or wrong.
+  kC2HPlenHuge,         // PLEN 0xFFFFFFFF
+  kC2HPdoInHeader,      // PDO 8, inside the header
+  kC2HPdoPastPlen,      // PDO beyond PLEN
+  kC2HBeyondLength,     // DATAL 512 bytes past the command's length
+  kC2HGap,              // data starts at offset 512
+  kC2HOverlap,          // [0, L/2) then [L/4, L)
+  kC2HOutOfOrder,       // [L/2, L) then [0, L/2)
+  kC2HAfterResp,        // the data once more after the response
+  kC2HSuccessWithSqfc,  // the SUCCESS flag on a queue with SQ flow control
+  kR2TOnRead,           // an R2T for a read
+  kReadDoneEarly,       // success after half the data
+  // Writes.
+  kC2HOnWrite,          // C2HData for a write (any write)
+  kR2TPlenWrong,        // R2T writes (below): PLEN 28
+  kR2TBeyondLength,     // R2TL 4096 past the command's length
+  kR2TOverlap,          // [0, L/2) then [L/4, 3L/4)
+  kR2TReusedTtag,       // [0, L/2) and [L/2, L) with one TTAG
+  kR2TTooMany,          // host MAXR2T + 1 R2Ts at once
+  kWriteDoneBeforeR2T,  // success without asking for the data
+  kWriteDoneAfterHalf,  // success after receiving half the data
+  // The next ICResp.
+  kIcRespPfv,              // PFV 1
+  kIcRespCpda,             // CPDA 32
+  kIcRespMaxH2CSmall,      // MAXH2CDATA 1024
+  kIcRespMaxH2CUnaligned,  // MAXH2CDATA 4098
+};
+const char* ToString(Malice m);  // "resp-plen-below-hlen", ...
+std::optional<Malice> ParseMalice(const std::string& text);
+std::vector<Malice> AllMalice();  // every kind but kNone
+enum class MaliceTarget { kAny, kRead, kWrite, kR2TWrite, kIcResp };
+MaliceTarget TargetOf(Malice m);
+
 // Fault injection (per port or target-wide). Faults apply to commands on I/O queues, and to admin
 // commands other than fabrics commands too when `admin` is set. Counting faults ("after", "every")
 // count per connection; budgets ("next N") are shared by the connections of the scope and run down.
@@ -86,6 +137,9 @@ struct FaultConfig {
   // Status Field (CQE bits 15:1) used by error_count; default ANA Inaccessible (SCT 3 SC 2).
   uint16_t error_status = nvme::MakeStatus(nvme::kSctPath, nvme::kScAnaInaccessible);
   bool admin = false;
+  Malice malice = Malice::kNone;
+  uint64_t malice_after = 0;  // fires on a fitting command after this many of a connection
+  uint64_t malice_times = 1;  // budget shared by the scope; 0: every fitting command
   // Transport overrides for connections established while the fault is set.
   std::optional<uint8_t> cpda;
   std::optional<uint32_t> maxh2cdata;

@@ -127,7 +127,7 @@ void Connection::Close(const std::string& why) {
 void Connection::Run() {
   NLOG(DEBUG) << name_ << ": accepted";
   std::vector<uint8_t> buf(64 * 1024);
-  while (state_ != State::kClosing && !send_failed_) {
+  while (state_ != State::kClosing && (!send_failed_ || stalled_)) {
     pollfd fds[2] = {{sock_.get(), POLLIN, 0}, {wake_fd_.get(), POLLIN, 0}};
     const int rc = poll(fds, 2, PollTimeoutMs());
     if (rc < 0) {
@@ -215,9 +215,13 @@ bool Connection::SendAll(const uint8_t* data, size_t len) {
 }
 
 void Connection::FlushOutput() {
+  if (send_failed_) out_.clear();
   if (out_.empty()) return;
-  SendAll(out_.data(), out_.size());
+  // Malice (stall): what was queued up to the stall point goes out, then silence from now on
+  // while the socket stays open.
+  SendAll(out_.data(), stalled_ ? std::min(out_.size(), stall_at_) : out_.size());
   out_.clear();
+  if (stalled_) send_failed_ = true;
 }
 
 int Connection::PollTimeoutMs() {
@@ -335,6 +339,9 @@ std::optional<tcp::PduError> Connection::OnPduComplete(const tcp::PduHeader& h, 
       return OnIcReq(h.as<tcp::IcReqPdu>());
     case tcp::PduType::kH2CTermReq: {
       const auto& t = h.as<tcp::TermReqPdu>();
+      target_->stats_.host_term_reqs++;
+      target_->stats_.last_host_fes = t.fes.get();
+      target_->stats_.last_host_fei = t.fei.get();
       Close(absl::StrFormat("host sent H2CTermReq: FES 0x%02x %s, FEI %u", t.fes.get(),
                             tcp::ToString(static_cast<tcp::Fes>(t.fes.get())), t.fei.get()));
       return StopParsing();
@@ -369,6 +376,7 @@ std::optional<tcp::PduError> Connection::OnIcReq(const tcp::IcReqPdu& req) {
       hdr, transport_.cpda,
       static_cast<uint8_t>((hd ? tcp::kDgstHeader : 0) | (dd ? tcp::kDgstData : 0)),
       transport_.maxh2cdata);
+  ApplyIcRespMalice(reinterpret_cast<tcp::IcRespPdu*>(hdr));
   out_.insert(out_.end(), hdr, hdr + n);
 
   tcp::PduParserOptions o = parser_.options();
@@ -444,6 +452,7 @@ std::optional<tcp::PduError> Connection::OnCapsule(const nvme::Sqe& sqe, bool dd
         }
         req.drop = f.drop_every > 0 && commands_ % f.drop_every == 0;
         req.delay_ms = f.delay_ms;
+        MaybeArmMalice(req, *fs);
         req.fault = std::move(fs);
         if (req.drop) NLOG(INFO) << name_ << ": fault injection: dropping CID " << req.cid;
       }
@@ -457,7 +466,8 @@ std::optional<tcp::PduError> Connection::OnCapsule(const nvme::Sqe& sqe, bool dd
     w = PendingWrite{};
     w.req = std::move(req);
     w.req.data.assign(w.req.xfer_len, 0);
-    IssueR2Ts(w);
+    w.end = w.req.xfer_len;
+    if (w.req.malice == Malice::kNone || !IssueMaliciousR2Ts(w)) IssueR2Ts(w);
     return std::nullopt;
   }
   Execute(std::move(req));
@@ -520,8 +530,8 @@ bool Connection::ValidateTransfer(Request& req, uint32_t in_capsule) {
 
 void Connection::IssueR2Ts(PendingWrite& w) {
   const uint64_t limit = std::min<uint64_t>(transport_.max_r2t, host_maxr2t_);
-  while (w.requested < w.req.xfer_len && w.outstanding < limit) {
-    uint32_t chunk = w.req.xfer_len - w.requested;
+  while (w.requested < w.end && w.outstanding < limit) {
+    uint32_t chunk = w.end - w.requested;
     if (transport_.r2t_chunk > 0) chunk = std::min(chunk, transport_.r2t_chunk);
     uint16_t ttag = next_ttag_++;
     while (ttag == 0xFFFF || r2ts_.count(ttag)) ttag = next_ttag_++;
@@ -594,12 +604,19 @@ void Connection::OnH2CDataComplete(const tcp::DataPdu& pdu, bool ddgst_ok) {
   w.received += r.length;
   --w.outstanding;
   r2ts_.erase(it);
-  if (w.received < w.req.xfer_len) {
+  if (w.received < w.end) {
     IssueR2Ts(w);
     return;
   }
   Request req = std::move(w.req);
   writes_.erase(wit);
+  if (req.malice == Malice::kWriteDoneAfterHalf) {
+    NLOG(INFO) << name_ << ": malice: CID " << req.cid << " completed after half its data";
+    target_->stats_.malice++;
+    req.dir = nvme::DataDirection::kNone;
+    Respond(req);  // success, data never written
+    return;
+  }
   if (req.digest_error) {
     // NVMe/TCP 1.0: a data digest error fails the command (Transient Transport Error), not the
     // connection.
@@ -643,6 +660,7 @@ void Connection::EncodeCapsuleResp(const nvme::Cqe& cqe, std::vector<uint8_t>* o
 }
 
 void Connection::Respond(Request& req) {
+  if (req.malice != Malice::kNone && RespondMaliciously(req)) return;
   const nvme::Cqe cqe = MakeCqe(req);
   // Responses go straight into the output buffer, unless fault injection holds them back.
   const bool hold = req.drop || req.delay_ms > 0;

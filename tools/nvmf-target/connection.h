@@ -83,6 +83,7 @@ class Connection final : private tcp::PduReceiver {
     // Fault decisions taken at fetch.
     bool drop = false;
     uint32_t delay_ms = 0;
+    Malice malice = Malice::kNone;
     std::shared_ptr<FaultState> fault;
   };
   // A write waiting for its data through R2T -> H2CData.
@@ -91,6 +92,7 @@ class Connection final : private tcp::PduReceiver {
     uint32_t requested = 0;    // bytes asked for by R2Ts so far
     uint32_t received = 0;     // bytes of finished R2Ts
     uint32_t outstanding = 0;  // R2Ts not yet fully answered
+    uint32_t end = 0;          // bytes to ask for (less than the length only for malice)
   };
   struct R2tState {
     uint16_t cid;
@@ -141,6 +143,15 @@ class Connection final : private tcp::PduReceiver {
   void EncodeCapsuleResp(const nvme::Cqe& cqe, std::vector<uint8_t>* out) const;
   nvme::Cqe MakeCqe(const Request& req) const;
 
+  // malice.cc: deliberate protocol violations (FaultConfig::malice).
+  void MaybeArmMalice(Request& req, FaultState& fs);
+  // Answers `req` with its violation; false when the normal response should follow.
+  bool RespondMaliciously(Request& req);
+  // R2T writes: asks for the data the wrong way; false when the normal R2Ts should follow.
+  bool IssueMaliciousR2Ts(PendingWrite& w);
+  void ApplyIcRespMalice(tcp::IcRespPdu* resp);
+  uint16_t CidNotOutstanding(uint16_t near_cid) const;
+
   // admin_commands.cc
   Outcome ExecuteFabrics(Request& req);
   Outcome ExecuteConnect(Request& req);
@@ -168,6 +179,8 @@ class Connection final : private tcp::PduReceiver {
   tcp::WireFormat wire_;  // how we encode C2H PDUs (HPDA, negotiated digests)
   uint64_t host_maxr2t_ = 1;
   bool send_failed_ = false;
+  bool stalled_ = false;  // malice: output stops at stall_at_ bytes of out_
+  size_t stall_at_ = 0;
   std::vector<uint8_t> out_;
 
   std::shared_ptr<Controller> ctrl_;

@@ -593,6 +593,10 @@ TransportStats Target::Stats() const {
   s.c2h_success = stats_.c2h_success.load();
   s.term_reqs = stats_.term_reqs.load();
   s.events = stats_.events.load();
+  s.malice = stats_.malice.load();
+  s.host_term_reqs = stats_.host_term_reqs.load();
+  s.last_host_fes = static_cast<uint16_t>(stats_.last_host_fes.load());
+  s.last_host_fei = stats_.last_host_fei.load();
   return s;
 }
 

@@ -49,25 +49,31 @@ struct FaultState {
       : config(c),
         corrupt_digest(c.corrupt_digest),
         term_req(c.term_req),
-        error_count(c.error_count) {}
+        error_count(c.error_count),
+        malice(c.malice_times == 0 ? UINT64_MAX : c.malice_times) {}
   const FaultConfig config;
   std::atomic<uint64_t> corrupt_digest;
   std::atomic<uint64_t> term_req;
   std::atomic<uint64_t> error_count;
+  std::atomic<uint64_t> malice;
   // Takes one unit of `budget`; false when it is exhausted.
   static bool Take(std::atomic<uint64_t>& budget);
 };
 
 // Transport events since Start, target-wide (for tests asserting how data moved).
 struct TransportStats {
-  uint64_t connections = 0;  // accepted
-  uint64_t capsules = 0;     // CapsuleCmd PDUs received
-  uint64_t r2ts = 0;         // R2T PDUs sent
-  uint64_t h2c_data = 0;     // H2CData PDUs received
-  uint64_t c2h_data = 0;     // C2HData PDUs sent
-  uint64_t c2h_success = 0;  // reads completed with the C2HData SUCCESS flag
-  uint64_t term_reqs = 0;    // C2HTermReqs sent
-  uint64_t events = 0;       // asynchronous events completed
+  uint64_t connections = 0;     // accepted
+  uint64_t capsules = 0;        // CapsuleCmd PDUs received
+  uint64_t r2ts = 0;            // R2T PDUs sent
+  uint64_t h2c_data = 0;        // H2CData PDUs received
+  uint64_t c2h_data = 0;        // C2HData PDUs sent
+  uint64_t c2h_success = 0;     // reads completed with the C2HData SUCCESS flag
+  uint64_t term_reqs = 0;       // C2HTermReqs sent
+  uint64_t events = 0;          // asynchronous events completed
+  uint64_t malice = 0;          // deliberate protocol violations committed (FaultConfig::malice)
+  uint64_t host_term_reqs = 0;  // H2CTermReqs received
+  uint16_t last_host_fes = 0;   // FES and FEI of the last one
+  uint32_t last_host_fei = 0;
 };
 
 class Target {
@@ -115,6 +121,9 @@ class Target {
                              std::span<uint8_t> out) const;
   size_t LiveControllers() const;
   size_t LiveConnections() const;
+  // Joins and frees connections whose thread has ended (otherwise done at the next accept), so
+  // that a test can count the fds and threads left.
+  void ReapFinished() { ReapConnections(false); }
   TransportStats Stats() const;
   // Multi-line human-readable state: ports, controllers, namespaces and counters.
   std::string DescribeState() const;
@@ -181,7 +190,8 @@ class Target {
 
   struct AtomicStats {
     std::atomic<uint64_t> connections{0}, capsules{0}, r2ts{0}, h2c_data{0}, c2h_data{0},
-        c2h_success{0}, term_reqs{0}, events{0};
+        c2h_success{0}, term_reqs{0}, events{0}, malice{0}, host_term_reqs{0};
+    std::atomic<uint32_t> last_host_fes{0}, last_host_fei{0};
   };
   mutable AtomicStats stats_;
 

@@ -1,0 +1,222 @@
+// The engine against a hostile controller: tools/nvmf-target commits one deliberate protocol
+// violation (FaultConfig::malice) in the middle of write-then-verify traffic, and each row checks
+// that the host
+//   - detects it and says what it was (the reason the connection closed names the violation),
+//   - answers a malformed PDU with an H2CTermReq carrying the right FES (NVMe/TCP 1.0 §3.6.2.3),
+//   - tears the connection down, reconnects, and re-issues what was torn down,
+//   - never completes a command wrongly: every read verified, every write on the target, each
+//     request completed exactly once, none failed,
+//   - leaks nothing: the process's fds and threads come back to where they were.
+#include <cerrno>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/testing/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "io/engine.h"
+#include "io/testing/engine_harness.h"
+#include "tools/nvmf-target/target.h"
+
+namespace nvmf_ublk::io {
+namespace {
+
+using ::nvmf_ublk::testing::IsOk;
+using target::Malice;
+using tcp::Fes;
+using ::testing::HasSubstr;
+using testing::HostOptions;
+using testing::IoLoad;
+using testing::kMs;
+using testing::kSec;
+using testing::OneNamespaceTarget;
+using testing::TestController;
+
+struct Row {
+  Malice kind;
+  std::optional<Fes> fes;  // the H2CTermReq's; nullopt: none is due (no malformed PDU)
+  const char* reason;      // in the reason the host gave for closing
+  bool header_digest = false;
+};
+
+class EngineMaliceTest : public ::testing::TestWithParam<Row> {
+ protected:
+  void SetUp() override {
+    target_ = std::make_unique<target::Target>(OneNamespaceTarget(8 << 20, 512));
+    auto ports = target_->Start();
+    ASSERT_THAT(ports, IsOk());
+    port_ = (*ports)[0];
+    auto engine = Engine::Create(2);
+    ASSERT_THAT(engine, IsOk());
+    engine_ = std::move(*engine);
+  }
+  void TearDown() override {
+    ctrl_.reset();
+    engine_.reset();
+    target_.reset();
+  }
+  ControllerOptions Options() const {
+    ControllerOptions o = HostOptions(port_);
+    o.queue_size = 32;
+    o.hdr_digest = GetParam().header_digest;
+    o.io_timeout_ns = 1 * kSec;  // the stall rows end through the I/O timeout
+    o.abort_timeout_ns = 1 * kSec;
+    return o;
+  }
+
+  std::unique_ptr<target::Target> target_;
+  uint16_t port_ = 0;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<TestController> ctrl_;
+};
+
+template <typename P>
+std::string KindName(const ::testing::TestParamInfo<P>& p) {
+  std::string n = target::ToString(p.param.kind);
+  for (char& c : n) {
+    if (c == '-') c = '_';
+  }
+  return n;
+}
+
+TEST_P(EngineMaliceTest, DetectedAnsweredAndRecoveredWithoutLoss) {
+  const Row& row = GetParam();
+  const size_t fds_before = testing::OpenFdCount();
+  const size_t threads_before = testing::ThreadCount();
+  {
+    auto c = TestController::Connect(engine_.get(), Options());
+    ASSERT_THAT(c, IsOk());
+    ctrl_ = std::move(*c);
+  }
+  const size_t fds_connected = testing::OpenFdCount();
+  IoLoad load(ctrl_.get(), {.slots_per_queue = 4});
+  load.Start();
+  ASSERT_TRUE(load.WaitVerified(16, 10 * kSec));
+  ASSERT_THAT(target_->SetFault({.malice = row.kind}), IsOk());
+  EXPECT_TRUE(testing::WaitUntil([&] { return target_->Stats().malice >= 1; }, 10 * kSec))
+      << "the target found no command to commit " << target::ToString(row.kind) << " on";
+  EXPECT_TRUE(ctrl_->WaitLive(2, 20 * kSec)) << "no reconnect after the violation";
+  target_->ClearFaults();
+  const uint64_t verified = load.verified();
+  EXPECT_TRUE(load.WaitVerified(verified + 32, 20 * kSec));
+  load.Stop();
+  ASSERT_TRUE(load.WaitIdle(20 * kSec)) << "requests lost";
+  EXPECT_EQ(load.verify_failures(), 0u);
+  EXPECT_EQ(load.double_completions(), 0u);
+  EXPECT_EQ(load.failed(), 0u);
+  EXPECT_EQ(load.unaccounted(), 0);
+  EXPECT_TRUE(load.TargetHoldsLastWrites(*target_));
+  EXPECT_EQ(target_->Stats().malice, 1u);
+
+  EXPECT_THAT(ctrl_->last_reason().message(), HasSubstr(row.reason));
+  const target::TransportStats stats = target_->Stats();
+  if (row.fes) {
+    EXPECT_GE(stats.host_term_reqs, 1u) << "no H2CTermReq reached the target";
+    EXPECT_EQ(stats.last_host_fes, static_cast<uint16_t>(*row.fes));
+  } else {
+    EXPECT_EQ(stats.host_term_reqs, 0u);
+  }
+  EXPECT_TRUE(testing::WaitUntil(
+      [&] {
+        target_->ReapFinished();
+        return testing::OpenFdCount() == fds_connected;
+      },
+      5 * kSec))
+      << testing::OpenFdCount() << " fds, " << fds_connected << " before the violation";
+  ctrl_.reset();
+  EXPECT_TRUE(testing::WaitUntil(
+      [&] {
+        target_->ReapFinished();
+        return testing::OpenFdCount() == fds_before && testing::ThreadCount() == threads_before;
+      },
+      5 * kSec))
+      << testing::OpenFdCount() << " fds (" << fds_before << " before), " << testing::ThreadCount()
+      << " threads (" << threads_before << ")";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, EngineMaliceTest,
+    ::testing::Values(
+        // PDU lengths that disagree with the type.
+        Row{Malice::kRespPlenBelowHlen, Fes::kInvalidHeaderField, "PLEN"},
+        Row{Malice::kRespPlenWrong, Fes::kInvalidHeaderField, "PLEN"},
+        Row{Malice::kRespHlenWrong, Fes::kInvalidHeaderField, "HLEN"},
+        // A PLEN of 4 GiB is a data transfer beyond what the host accepts in one PDU.
+        Row{Malice::kC2HPlenHuge, Fes::kR2TLimitExceeded, "data bytes, limit"},
+        Row{Malice::kC2HPdoInHeader, Fes::kInvalidHeaderField, "PDO"},
+        Row{Malice::kC2HPdoPastPlen, Fes::kInvalidHeaderField, "PDO"},
+        Row{Malice::kR2TPlenWrong, Fes::kInvalidHeaderField, "PLEN"},
+        Row{Malice::kUnknownPduType, Fes::kInvalidHeaderField, "type"},
+        Row{Malice::kHeaderDigestBad, Fes::kHeaderDigestError, "digest", true},
+        // Completions for the wrong command, or too early.
+        Row{Malice::kCidUnknown, Fes::kInvalidHeaderField, "unknown or completed command ID"},
+        Row{Malice::kCidNextGeneration, Fes::kInvalidHeaderField,
+            "unknown or completed command ID"},
+        Row{Malice::kDuplicateResp, Fes::kInvalidHeaderField, "unknown or completed command ID"},
+        Row{Malice::kWriteDoneBeforeR2T, Fes::kPduSequenceError, "R2Ts cover 0 of"},
+        Row{Malice::kWriteDoneAfterHalf, Fes::kPduSequenceError, "R2Ts cover"},
+        Row{Malice::kReadDoneEarly, Fes::kPduSequenceError, "before it sent all data"},
+        // C2HData that does not fit the command.
+        Row{Malice::kC2HBeyondLength, Fes::kDataOutOfRange, "beyond the"},
+        Row{Malice::kC2HGap, Fes::kPduSequenceError, "out of order"},
+        Row{Malice::kC2HOverlap, Fes::kPduSequenceError, "out of order"},
+        Row{Malice::kC2HOutOfOrder, Fes::kPduSequenceError, "out of order"},
+        Row{Malice::kC2HAfterResp, Fes::kInvalidHeaderField, "unknown or completed command ID"},
+        Row{Malice::kC2HOnWrite, Fes::kPduSequenceError, "which reads no data"},
+        Row{Malice::kC2HSuccessWithSqfc, Fes::kInvalidHeaderField, "SQ flow control"},
+        // R2Ts that do not fit the command.
+        Row{Malice::kR2TOnRead, Fes::kPduSequenceError, "which has no data to send"},
+        Row{Malice::kR2TBeyondLength, Fes::kDataOutOfRange, "beyond the"},
+        Row{Malice::kR2TOverlap, Fes::kPduSequenceError, "R2TO"},
+        Row{Malice::kR2TReusedTtag, Fes::kInvalidHeaderField, "TTAG"},
+        Row{Malice::kR2TTooMany, Fes::kR2TLimitExceeded, "MAXR2T"},
+        // The controller ends it, or goes silent mid-PDU.
+        Row{Malice::kTermReqMidData, std::nullopt, "C2HTermReq"},
+        Row{Malice::kStallMidPdu, std::nullopt, "timeout"}),
+    KindName<Row>);
+
+// A bad ICResp: the connect fails with a line naming the field, an H2CTermReq goes out, nothing
+// is left behind, and the next connect (the target behaves again) works.
+struct IcRow {
+  Malice kind;
+  const char* reason;
+};
+
+class EngineIcRespMaliceTest : public ::testing::TestWithParam<IcRow> {};
+
+TEST_P(EngineIcRespMaliceTest, ConnectFailsClearlyThenWorks) {
+  target::Target target(OneNamespaceTarget(1 << 20, 512));
+  auto ports = target.Start();
+  ASSERT_THAT(ports, IsOk());
+  auto engine = Engine::Create(1);
+  ASSERT_THAT(engine, IsOk());
+  const size_t fds_before = testing::OpenFdCount();
+  ASSERT_THAT(target.SetFault({.malice = GetParam().kind}), IsOk());
+  ControllerOptions o = HostOptions((*ports)[0]);
+  auto c = TestController::Connect(engine->get(), o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr(GetParam().reason));
+  EXPECT_TRUE(testing::WaitUntil([&] { return target.Stats().host_term_reqs == 1; }, 5 * kSec));
+  EXPECT_EQ(target.Stats().last_host_fes, static_cast<uint16_t>(Fes::kUnsupportedParameter));
+  EXPECT_TRUE(testing::WaitUntil(
+      [&] {
+        target.ReapFinished();
+        return testing::OpenFdCount() == fds_before;
+      },
+      5 * kSec));
+  c = TestController::Connect(engine->get(), o);
+  ASSERT_THAT(c, IsOk());
+  (*c)->Shutdown();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, EngineIcRespMaliceTest,
+    ::testing::Values(IcRow{Malice::kIcRespPfv, "PFV 1"}, IcRow{Malice::kIcRespCpda, "CPDA 32"},
+                      IcRow{Malice::kIcRespMaxH2CSmall, "MAXH2CDATA 1024"},
+                      IcRow{Malice::kIcRespMaxH2CUnaligned, "MAXH2CDATA 4098"}),
+    KindName<IcRow>);
+
+}  // namespace
+}  // namespace nvmf_ublk::io
