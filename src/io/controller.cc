@@ -116,11 +116,13 @@ ConnectionOptions Controller::MakeConnectionOptions(uint16_t qid, uint16_t queue
   q.header_digest = options_.hdr_digest;
   q.data_digest = options_.data_digest;
   q.disable_sq_flow_control = options_.disable_sqflow;
-  q.in_capsule_data = qid == 0 ? 8192 : info_.InCapsuleDataBytes();
+  // ICDOFF != 0 puts in-capsule data at an offset after the SQE: rather than guess where, send
+  // every I/O write's data over R2T, which ICDOFF does not affect.
+  q.in_capsule_data = qid == 0 ? 8192 : info_.icdoff != 0 ? 0 : info_.InCapsuleDataBytes();
   if (max_transfer_ != 0) {
     q.max_c2h_data = static_cast<uint32_t>(std::min<uint64_t>(max_transfer_, 64u << 20));
   }
-  q.cntlid = qid == 0 ? nvme::kAdminCntlidDynamic : cntlid_;
+  q.cntlid = qid == 0 ? nvme::kAdminCntlidDynamic : cntlid();
   q.subnqn = options_.subnqn;
   q.hostnqn = options_.hostnqn;
   q.hostid = options_.hostid;
@@ -195,7 +197,7 @@ void Controller::FailBringUp(const absl::Status& why) {
 
 void Controller::OnConnectionLive(TcpConnection* conn) {
   if (conn != admin_.get() || state_ != kConnecting) return;
-  cntlid_ = conn->queue().cntlid();
+  cntlid_.store(conn->queue().cntlid(), std::memory_order_relaxed);
   ReadCap();
 }
 
@@ -264,6 +266,13 @@ void Controller::IdentifyController() {
            return;
          }
          info_ = *info;
+         if (info_.icdoff != 0) {
+           NLOG(INFO) << name() << ": ICDOFF " << info_.icdoff
+                      << ": I/O queue writes send their data over R2T, none in-capsule";
+         }
+         for (size_t i = 0; i < crdt_.size(); ++i) {
+           crdt_[i].store(info_.crdt[i], std::memory_order_relaxed);
+         }
          max_transfer_ = nvme::MaxTransferBytes(info_, 4096u << nvme::CapMpsMin(cap_));
          if (options_.discovery) {
            ConfigureEvents();

@@ -21,6 +21,7 @@
 #define NVMF_UBLK_IO_CONTROLLER_H_
 
 #include <array>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -117,14 +118,22 @@ class Controller final : private ConnectionObserver {
   State state() const { return state_; }
   const ControllerOptions& options() const { return options_; }
   const std::string& name() const { return options_.name; }
-  uint16_t cntlid() const { return cntlid_; }
+  // Any thread (the daemon lists them from its control thread).
+  uint16_t cntlid() const { return cntlid_.load(std::memory_order_relaxed); }
+  // Control reactor only: a reconnect rewrites it.
   const nvme::ControllerInfo& info() const { return info_; }
+  // Any thread: the Command Retry Delay for a completion's CRD field (1..3; 0 for none), from the
+  // controller's CRDT values of the latest Identify.
+  int64_t RetryDelayNs(uint8_t crd) const {
+    if (crd == 0 || crd > 3) return 0;
+    return int64_t{crdt_[crd - 1].load(std::memory_order_relaxed)} * 100'000'000;
+  }
   const std::vector<NamespaceEntry>& namespaces() const { return namespaces_; }
   uint64_t cap() const { return cap_; }
   uint32_t io_queue_count() const { return static_cast<uint32_t>(io_queues_.size()); }
   // Largest data transfer per command (MDTS), 0 if unlimited.
   uint64_t max_transfer_bytes() const { return max_transfer_; }
-  uint32_t reconnects() const { return reconnects_; }
+  uint32_t reconnects() const { return reconnects_.load(std::memory_order_relaxed); }
 
   // The I/O queue served by I/O reactor `index` (any thread may call; the queue is used on its
   // reactor). Null before the first bring-up decided the queue count.
@@ -200,8 +209,9 @@ class Controller final : private ConnectionObserver {
 
   uint64_t cap_ = 0;
   uint32_t vs_ = 0;
-  uint16_t cntlid_ = 0;
+  std::atomic<uint16_t> cntlid_{0};
   nvme::ControllerInfo info_{};
+  std::array<std::atomic<uint16_t>, 3> crdt_{};  // info_.crdt, for RetryDelayNs on reactors
   uint64_t max_transfer_ = 0;
   uint32_t granted_queues_ = 0;
   std::vector<uint32_t> nsids_;
@@ -209,7 +219,7 @@ class Controller final : private ConnectionObserver {
   alignas(4096) uint8_t identify_buf_[4096];
 
   int64_t lost_at_ns_ = 0;
-  uint32_t reconnects_ = 0;
+  std::atomic<uint32_t> reconnects_{0};
   Reactor::TimerId reconnect_timer_ = 0;
   Reactor::TimerId fast_fail_timer_ = 0;
   bool fast_fail_expired_ = false;  // since the loss; cleared when live again

@@ -13,6 +13,7 @@
 #ifndef NVMF_UBLK_IO_IO_QUEUE_H_
 #define NVMF_UBLK_IO_IO_QUEUE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 
@@ -42,7 +43,8 @@ class IoQueue final : private ConnectionObserver {
   void SetMode(Mode mode);
 
   uint16_t qid() const { return qid_; }
-  Mode mode() const { return mode_; }
+  // Any thread (a path checks it from the reactor of another ublk queue in degraded mappings).
+  Mode mode() const { return mode_.load(std::memory_order_relaxed); }
   Reactor* reactor() const { return reactor_; }
   // Counters (reactor thread).
   uint64_t submitted() const { return submitted_; }
@@ -66,7 +68,7 @@ class IoQueue final : private ConnectionObserver {
   Reactor* reactor_;
   int64_t io_timeout_ns_;
   int64_t abort_timeout_ns_;
-  Mode mode_ = Mode::kPark;
+  std::atomic<Mode> mode_{Mode::kPark};
   uint64_t epoch_ = 0;
   std::unique_ptr<TcpConnection> conn_;
   std::unique_ptr<TcpConnection> dead_;  // closed connection, destroyed on the next Connect/dtor

@@ -12,6 +12,11 @@
 #include "base/status.h"
 
 namespace nvmf_ublk::io {
+namespace {
+thread_local Reactor* current_reactor = nullptr;
+}  // namespace
+
+Reactor* Reactor::Current() { return current_reactor; }
 
 Reactor::Reactor(Options options) : options_(std::move(options)) {
   wake_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -48,6 +53,7 @@ absl::Status Reactor::Init() {
   if (rc != 0) return ErrnoToStatus(rc, "io_uring_queue_init (" + options_.name + ")");
   ring_ready_ = true;
   owner_ = std::this_thread::get_id();
+  current_reactor = this;
   ArmWake();
   NLOG(DEBUG) << options_.name << ": io_uring ready, setup flags 0x" << std::hex << setup_flags_;
   return absl::OkStatus();

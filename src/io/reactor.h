@@ -104,6 +104,8 @@ class Reactor {
   void Join();
 
   bool InReactorThread() const { return std::this_thread::get_id() == owner_; }
+  // The reactor whose thread is calling (after its Init()), or null.
+  static Reactor* Current();
 
   HandlerId Register(CompletionHandler* handler);
   void Unregister(HandlerId id);

@@ -4,6 +4,7 @@
 #ifndef NVMF_UBLK_MULTIPATH_PATH_H_
 #define NVMF_UBLK_MULTIPATH_PATH_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -47,6 +48,7 @@ class ControllerPath final : public Path {
   io::Controller* ctrl_;
   uint32_t nsid_;
   std::string name_;
+  std::atomic<bool> hop_warned_{false};
 };
 
 }  // namespace nvmf_ublk::multipath
