@@ -118,6 +118,7 @@ io::ControllerOptions Daemon::ControllerOptionsFor(const ConnectArgs& a) const {
   o.host_iface = a.host_iface;
   o.subnqn = a.subnqn;
   o.hostnqn = a.hostnqn;
+  // Connect resolves and recovery repairs the host ID, so it always parses here.
   if (auto id = discovery::ParseUuid(a.hostid); id.ok()) o.hostid = *id;
   o.nr_io_queues = static_cast<uint32_t>(a.nr_io_queues);
   o.queue_size = static_cast<uint32_t>(a.queue_size);
@@ -146,15 +147,21 @@ void Daemon::OnControllerState(io::Controller* ctrl, int state, const absl::Stat
   cv_.notify_all();
 }
 
-// Caller holds ops_mu_ (conn->ctrl is only created or destroyed under it).
+// Caller holds ops_mu_ (conn->ctrl is only created or destroyed under it, and written under mu_
+// too, so that List() may read it under mu_ alone).
 absl::Status Daemon::StartController(Conn* conn, bool retry_initial) {
   io::ControllerOptions o = ControllerOptionsFor(conn->args);
   o.retry_initial_connect = retry_initial;
   io::Reactor* control = engine_->control();
   absl::Status s = io::Engine::RunOn(control, [&] {
-    conn->ctrl = std::make_unique<io::Controller>(o, control, engine_->io_reactors(),
-                                                  static_cast<io::ControllerListener*>(this));
-    return conn->ctrl->Start();
+    auto ctrl = std::make_unique<io::Controller>(o, control, engine_->io_reactors(),
+                                                 static_cast<io::ControllerListener*>(this));
+    io::Controller* raw = ctrl.get();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      conn->ctrl = std::move(ctrl);
+    }
+    return raw->Start();
   });
   return s;
 }
@@ -178,7 +185,12 @@ void Daemon::DestroyController(Conn* conn) {
   control->Post([&] { conn->ctrl->Shutdown([&] { done.set_value(); }); });
   done.get_future().wait();
   io::Engine::RunOn(control, [&] {
-    conn->ctrl.reset();
+    std::unique_ptr<io::Controller> dying;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      dying = std::move(conn->ctrl);
+    }
+    dying.reset();
     return 0;
   });
 }
@@ -289,7 +301,7 @@ void Daemon::Persist() {
 }
 
 absl::StatusOr<std::vector<DeviceInfo>> Daemon::Connect(const ConnectArgs& in) {
-  std::lock_guard<std::timed_mutex> ops(ops_mu_);
+  std::lock_guard<std::mutex> ops(ops_mu_);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return absl::UnavailableError("nvmf-ublkd is stopping");
@@ -351,7 +363,7 @@ absl::StatusOr<std::vector<DeviceInfo>> Daemon::Connect(const ConnectArgs& in) {
 
 absl::StatusOr<std::vector<DeviceInfo>> Daemon::Disconnect(const std::string& subnqn,
                                                            const std::string& device) {
-  std::lock_guard<std::timed_mutex> ops(ops_mu_);
+  std::lock_guard<std::mutex> ops(ops_mu_);
   std::vector<DeviceInfo> removed;
   std::vector<std::shared_ptr<Conn>> targets;
   {
@@ -495,6 +507,15 @@ void Daemon::StartRecovery(const State& state) {
     auto conn = std::make_shared<Conn>();
     conn->args = rec.args;
     conn->pending = rec.devices;
+    if (!discovery::ParseUuid(conn->args.hostid).ok()) {
+      // A damaged host ID must not become all zeros (another host to the target): use this
+      // host's configured identity, as a new connect would, and say so.
+      auto id = discovery::ResolveHostIdentity(conn->args.hostnqn, "");
+      NLOG(ERROR) << "state file: " << rec.args.subnqn << ": host ID '" << rec.args.hostid
+                  << "' is not a UUID; using "
+                  << (id.ok() ? id->hostid : std::string("none (") + id.status().ToString() + ")");
+      if (id.ok()) conn->args.hostid = id->hostid;
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       conns_.push_back(conn);
@@ -508,7 +529,7 @@ void Daemon::RecoverConnection(const std::shared_ptr<Conn>& owned, const Connect
   Conn* conn = owned.get();
   absl::Status live;
   {
-    std::lock_guard<std::timed_mutex> ops(ops_mu_);
+    std::lock_guard<std::mutex> ops(ops_mu_);
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (conn->cancelled || stopping_) return;
@@ -516,7 +537,7 @@ void Daemon::RecoverConnection(const std::shared_ptr<Conn>& owned, const Connect
     live = StartController(conn, /*retry_initial=*/true);
   }
   if (live.ok()) live = WaitLive(conn);  // bounded by ctrl_loss_tmo
-  std::lock_guard<std::timed_mutex> ops(ops_mu_);
+  std::lock_guard<std::mutex> ops(ops_mu_);
   bool cancelled = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -647,8 +668,15 @@ HandOverSummary Daemon::HandOver(int64_t timeout_ns) {
     cv_.notify_all();  // a connect or recovery waiting for its controller gives up
   }
   // A request in progress finishes or gives up first (bounded: the hand-over must not hang).
-  std::unique_lock<std::timed_mutex> ops(ops_mu_, std::defer_lock);
-  if (!ops.try_lock_for(std::chrono::nanoseconds(timeout_ns / 3))) {
+  // Polled try_lock rather than timed_mutex::try_lock_for: the latter's pthread_mutex_clocklock is
+  // invisible to GCC 12's ThreadSanitizer, which then reports every unlock as bogus.
+  std::unique_lock<std::mutex> ops(ops_mu_, std::try_to_lock);
+  const int64_t give_up = MonotonicNanos() + timeout_ns / 3;
+  while (!ops.owns_lock() && MonotonicNanos() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ops.try_lock();
+  }
+  if (!ops.owns_lock()) {
     NLOG(WARNING) << "a control request is still running; handing the devices over without it";
   }
   std::vector<ublk::UblkDevice*> devs;

@@ -114,7 +114,7 @@ class Daemon final : private io::ControllerListener {
   std::mutex ublk_mu_;
 
   // Serializes operations that change connections and devices (requests, recovery, hand-over).
-  std::timed_mutex ops_mu_;
+  std::mutex ops_mu_;
   // conns_ membership, Conn::state/reason/devices/pending, stopping_; never held while waiting on
   // a reactor or the kernel.
   std::mutex mu_;

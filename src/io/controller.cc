@@ -57,7 +57,9 @@ Controller::~Controller() {
   if (state_ != kNew && state_ != kDeleted) {
     NLOG(ERROR) << name() << ": destroyed in state " << ToString(state_);
   }
-  for (Reactor::TimerId t : {reconnect_timer_, fast_fail_timer_, keep_alive_timer_, tick_timer_}) {
+  // Every timer captures `this`: none may fire after the destructor.
+  for (Reactor::TimerId t :
+       {reconnect_timer_, fast_fail_timer_, keep_alive_timer_, tick_timer_, poll_timer_}) {
     if (t) admin_reactor_->CancelTimer(t);
   }
   // Each queue is destroyed on its own reactor thread.
@@ -251,7 +253,8 @@ void Controller::WaitReady(int64_t deadline_ns) {
           return;
         }
         const uint64_t epoch = epoch_;
-        admin_reactor_->AddTimerAfter(10 * kMs, [this, epoch, deadline_ns] {
+        poll_timer_ = admin_reactor_->AddTimerAfter(10 * kMs, [this, epoch, deadline_ns] {
+          poll_timer_ = 0;
           if (epoch == epoch_ && state_ == kConnecting) WaitReady(deadline_ns);
         });
       });
@@ -712,7 +715,8 @@ void Controller::WaitShutdown(int64_t deadline_ns) {
                                   (r.dw0 & nvme::kCstsShstMask) == nvme::kCstsShstComplete ||
                                   MonotonicNanos() > deadline_ns;
                 if (!done) {
-                  admin_reactor_->AddTimerAfter(10 * kMs, [this, deadline_ns] {
+                  poll_timer_ = admin_reactor_->AddTimerAfter(10 * kMs, [this, deadline_ns] {
+                    poll_timer_ = 0;
                     if (state_ == kDeleting) WaitShutdown(deadline_ns);
                   });
                   return;

@@ -225,6 +225,7 @@ class Controller final : private ConnectionObserver {
   bool fast_fail_expired_ = false;  // since the loss; cleared when live again
   Reactor::TimerId keep_alive_timer_ = 0;
   Reactor::TimerId tick_timer_ = 0;
+  Reactor::TimerId poll_timer_ = 0;  // CSTS.RDY / CSTS.SHST polls
   bool keep_alive_outstanding_ = false;
   std::function<void()> shutdown_done_;
   absl::Status delete_reason_;

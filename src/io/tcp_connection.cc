@@ -159,6 +159,15 @@ void TcpConnection::ArmRecv() {
 }
 
 void TcpConnection::OnReceived(int res) {
+  if (state_ == State::kClosing && terminating_ && res > 0) {
+    // Keep reading (and dropping) while the TermReq goes out, so that a controller blocked on a
+    // full socket can take it.
+    io_uring_sqe* sqe = reactor_->GetSqe(id_, kOpRecv, 0);
+    recv_direct_ = false;
+    io_uring_prep_recv(sqe, fd_.get(), recv_buf_.data(), recv_buf_.size(), 0);
+    recv_inflight_ = true;
+    return;
+  }
   if (state_ == State::kClosing || state_ == State::kClosed) return;
   if (res <= 0) {
     Close(res == 0 ? absl::UnavailableError(
@@ -254,9 +263,12 @@ void TcpConnection::EndTermination() {
     term_timer_ = 0;
   }
   if (fd_) ::shutdown(fd_.get(), SHUT_RDWR);
-  if (send_inflight_) {
+  const uint8_t ops[] = {kOpSend, kOpRecv};
+  const bool inflight[] = {send_inflight_, recv_inflight_};
+  for (int i = 0; i < 2; ++i) {
+    if (!inflight[i]) continue;
     io_uring_sqe* sqe = reactor_->GetSqe(id_, kOpCancel, 0);
-    io_uring_prep_cancel64(sqe, UserData::Encode(id_, kOpSend, 0), 0);
+    io_uring_prep_cancel64(sqe, UserData::Encode(id_, ops[i], 0), 0);
   }
 }
 
@@ -313,7 +325,7 @@ void TcpConnection::Close(const absl::Status& why) {
   }
   const uint8_t ops[] = {kOpConnect, kOpSend, kOpRecv};
   const bool inflight[] = {connect_inflight_, terminating_ ? false : send_inflight_,
-                           recv_inflight_};
+                           terminating_ ? false : recv_inflight_};
   for (int i = 0; i < 3; ++i) {
     if (!inflight[i]) continue;
     io_uring_sqe* sqe = reactor_->GetSqe(id_, kOpCancel, 0);

@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
+#include <shared_mutex>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -26,15 +28,21 @@ class RamBackend final : public Backend {
   ~RamBackend() override { munmap(mem_, size_); }
 
   uint64_t size_bytes() const override { return size_; }
+  // The lock makes overlapping requests of different connections (and a test reading what the
+  // target holds) well-defined C++, not a data race; the content of overlapping concurrent writes
+  // is still whichever came last, as on a disk.
   int Read(uint64_t offset, uint8_t* dst, size_t len) override {
+    std::shared_lock<std::shared_mutex> lock(mu_);
     std::memcpy(dst, mem_ + offset, len);
     return 0;
   }
   int Write(uint64_t offset, const uint8_t* src, size_t len) override {
+    std::unique_lock<std::shared_mutex> lock(mu_);
     std::memcpy(mem_ + offset, src, len);
     return 0;
   }
   int WriteZeroes(uint64_t offset, uint64_t len, bool deallocate) override {
+    std::unique_lock<std::shared_mutex> lock(mu_);
     uint64_t begin = offset, end = offset + len;
     if (deallocate) {
       // Whole pages go back to the kernel (they read as zeroes again); edges are cleared.
@@ -54,6 +62,7 @@ class RamBackend final : public Backend {
  private:
   uint8_t* mem_;
   uint64_t size_;
+  std::shared_mutex mu_;
 };
 
 class FileBackend final : public Backend {

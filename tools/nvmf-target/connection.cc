@@ -3,6 +3,7 @@
 // io_commands.cc.
 #include "connection.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -150,6 +151,14 @@ void Connection::Run() {
     FlushOutput();
   }
   FlushOutput();  // responses produced before the close (Disconnect, C2HTermReq) still go out
+  if (send_failed_ && state_ != State::kClosing) {
+    // The host stopped reading (it may be tearing the connection down after a protocol error):
+    // whatever it sent before that, its H2CTermReq above all, is still in the socket.
+    const int flags = fcntl(sock_.get(), F_GETFL);
+    fcntl(sock_.get(), F_SETFL, flags | O_NONBLOCK);
+    while (state_ != State::kClosing && ReceiveSome(buf)) {
+    }
+  }
   Cleanup();
   done_ = true;
 }

@@ -204,12 +204,10 @@ void Target::AcceptLoop(size_t index) {
     stats_.connections++;
     auto conn = std::make_unique<Connection>(this, index, std::move(sock), local_addr, local_fam,
                                              peer_name);
-    Connection* c = conn.get();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      conns_.push_back(std::move(conn));
-    }
-    c->Start();
+    // Started before it is listed: a reaper that sees it done must also see its thread_ set.
+    conn->Start();
+    std::lock_guard<std::mutex> lock(mu_);
+    conns_.push_back(std::move(conn));
   }
 }
 
