@@ -9,6 +9,7 @@
 
 #include "base/testing/status_matchers.h"
 #include "control/protocol.h"
+#include "discovery/host_identity.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "target.h"  // tools/nvmf-target
@@ -132,6 +133,28 @@ TEST_F(DaemonTest, HandOverKeepsTheStateAndTheRecoveringDevice) {
   const std::string after((std::istreambuf_iterator<char>(after_in)),
                           std::istreambuf_iterator<char>());
   EXPECT_EQ(after, before);
+}
+
+// A damaged host ID in the state file is not sent as zeros (another host, to the target): the
+// recovery connects with this host's identity and says so.
+TEST_F(DaemonTest, StateFileHostIdThatIsNotAUuidIsReplacedNotZeroed) {
+  State st;
+  ConnectionRecord rec;
+  rec.args.traddr = "127.0.0.1";
+  rec.args.trsvcid = std::to_string(port_);
+  rec.args.subnqn = kNqn;
+  rec.args.hostnqn = "nqn.2014-08.org.nvmexpress:uuid:0e4a1c00-0000-4000-8000-0000000000aa";
+  rec.args.hostid = "not-a-uuid";
+  rec.args.reconnect_delay = 1;
+  rec.args.ctrl_loss_tmo = 600;
+  rec.devices.push_back(DeviceRecord{1, 7, ""});
+  st.connections.push_back(rec);
+  daemon_->StartRecovery(st);
+  auto expected = discovery::ResolveHostIdentity(rec.args.hostnqn, "");
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  for (int i = 0; i < 500 && target_->LastConnectHostId().empty(); ++i) usleep(10'000);
+  EXPECT_EQ(target_->LastConnectHostId(), expected->hostid);
+  EXPECT_NE(target_->LastConnectHostId(), "00000000-0000-0000-0000-000000000000");
 }
 
 TEST_F(DaemonTest, ReactorsAnswerTheWatchdogProbe) {

@@ -145,6 +145,7 @@ Connection::Outcome Connection::ExecuteConnect(Request& req) {
   const std::string hostnqn = TextField(cd.hostnqn, sizeof(cd.hostnqn));
   std::array<uint8_t, 16> hostid;
   std::memcpy(hostid.data(), cd.hostid, hostid.size());
+  target_->RecordConnectHostId(hostid);
 
   const Subsystem* sub = target_->FindSubsystem(subnqn);
   if (sub == nullptr || !sub->OnPort(port_index_)) {

@@ -137,6 +137,9 @@ void Connection::Run() {
       break;
     }
     if (shutdown_.load()) {
+      // The controller is going away (its admin queue closed first): what the host sent before
+      // that, an H2CTermReq above all, is still read and counted.
+      DrainInput(buf);
       Close("shut down by the target");
       break;
     }
@@ -151,16 +154,20 @@ void Connection::Run() {
     FlushOutput();
   }
   FlushOutput();  // responses produced before the close (Disconnect, C2HTermReq) still go out
-  if (send_failed_ && state_ != State::kClosing) {
-    // The host stopped reading (it may be tearing the connection down after a protocol error):
-    // whatever it sent before that, its H2CTermReq above all, is still in the socket.
-    const int flags = fcntl(sock_.get(), F_GETFL);
-    fcntl(sock_.get(), F_SETFL, flags | O_NONBLOCK);
-    while (state_ != State::kClosing && ReceiveSome(buf)) {
-    }
-  }
+  // The host stopped reading (it may be tearing the connection down after a protocol error):
+  // whatever it sent before that, its H2CTermReq above all, is still in the socket.
+  if (send_failed_ && state_ != State::kClosing) DrainInput(buf);
   Cleanup();
   done_ = true;
+}
+
+void Connection::DrainInput(std::vector<uint8_t>& buf) {
+  const int flags = fcntl(sock_.get(), F_GETFL);
+  fcntl(sock_.get(), F_SETFL, flags | O_NONBLOCK);
+  draining_ = true;
+  while (state_ != State::kClosing && ReceiveSome(buf)) {
+  }
+  draining_ = false;
 }
 
 bool Connection::ReceiveSome(std::vector<uint8_t>& buf) {
@@ -179,6 +186,7 @@ bool Connection::ReceiveSome(std::vector<uint8_t>& buf) {
     return false;
   }
   if (n < 0) {
+    if (draining_ && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
     Close(absl::StrFormat("recv: %s", strerror(errno)));
     return false;
   }

@@ -111,6 +111,8 @@ class Connection final : private tcp::PduReceiver {
 
   void Run();
   bool ReceiveSome(std::vector<uint8_t>& buf);
+  // Reads (non-blocking) and handles what the socket still holds, before a close.
+  void DrainInput(std::vector<uint8_t>& buf);
   void FlushOutput();
   bool SendAll(const uint8_t* data, size_t len);
   int PollTimeoutMs();
@@ -181,6 +183,7 @@ class Connection final : private tcp::PduReceiver {
   bool send_failed_ = false;
   bool stalled_ = false;  // malice: output stops at stall_at_ bytes of out_
   size_t stall_at_ = 0;
+  bool draining_ = false;  // DrainInput: EAGAIN ends it quietly
   std::vector<uint8_t> out_;
 
   std::shared_ptr<Controller> ctrl_;

@@ -598,6 +598,27 @@ TransportStats Target::Stats() const {
   return s;
 }
 
+namespace {
+std::string HostIdText(const std::array<uint8_t, 16>& h) {
+  std::string text;
+  for (size_t i = 0; i < h.size(); ++i) {
+    absl::StrAppend(&text, (i == 4 || i == 6 || i == 8 || i == 10) ? "-" : "",
+                    absl::Hex(h[i], absl::kZeroPad2));
+  }
+  return text;
+}
+}  // namespace
+
+void Target::RecordConnectHostId(const std::array<uint8_t, 16>& hostid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  last_hostid_ = HostIdText(hostid);
+}
+
+std::string Target::LastConnectHostId() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_hostid_;
+}
+
 std::string Target::DescribeState() const {
   std::ostringstream os;
   std::lock_guard<std::mutex> lock(mu_);
@@ -612,7 +633,8 @@ std::string Target::DescribeState() const {
   }
   for (const auto& [id, ctrl] : controllers_) {
     os << "controller " << id << " " << ctrl->subsystem().nqn() << " host " << ctrl->hostnqn()
-       << " port " << ctrl->port_index() << " io-queues " << ctrl->io_queue_count() << "\n";
+       << " hostid " << HostIdText(ctrl->hostid()) << " port " << ctrl->port_index()
+       << " io-queues " << ctrl->io_queue_count() << "\n";
   }
   for (const auto& sub : subsystems_) {
     for (const auto& ns : sub->namespaces()) {

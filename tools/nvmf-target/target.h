@@ -121,6 +121,9 @@ class Target {
                              std::span<uint8_t> out) const;
   size_t LiveControllers() const;
   size_t LiveConnections() const;
+  // The HOSTID of the last Connect received (any queue), as 8-4-4-4-12 text; empty before any.
+  std::string LastConnectHostId() const;
+  void RecordConnectHostId(const std::array<uint8_t, 16>& hostid);
   // Joins and frees connections whose thread has ended (otherwise done at the next accept), so
   // that a test can count the fds and threads left.
   void ReapFinished() { ReapConnections(false); }
@@ -175,7 +178,8 @@ class Target {
   TargetConfig config_;
   uint32_t ana_group_max_ = 0;  // fixed at Start
 
-  mutable std::mutex mu_;  // subsystems_, controllers_, referrals_, ANA counters, conns_
+  mutable std::mutex mu_;    // subsystems_, controllers_, referrals_, ANA counters, conns_
+  std::string last_hostid_;  // guarded by mu_
   std::vector<std::unique_ptr<Port>> ports_;
   std::vector<std::unique_ptr<Subsystem>> subsystems_;  // never shrinks: pointers stay valid
   std::unique_ptr<Subsystem> discovery_;
