@@ -188,6 +188,10 @@ void TcpConnection::OnReceived(int res) {
 void TcpConnection::Flush() {
   if (send_inflight_ || (state_ != State::kHandshake && state_ != State::kLive)) return;
   if (!queue_.HasPendingSend()) return;
+  SendPending();
+}
+
+void TcpConnection::SendPending() {
   const int n = queue_.PendingSend(iov_, static_cast<int>(std::size(iov_)));
   std::memset(&msg_, 0, sizeof(msg_));
   msg_.msg_iov = iov_;
@@ -243,13 +247,7 @@ void TcpConnection::ContinueTermination(bool ok) {
     queue_.BeginTermination();
   }
   if (ok && queue_.HasPendingSend()) {
-    const int n = queue_.PendingSend(iov_, static_cast<int>(std::size(iov_)));
-    std::memset(&msg_, 0, sizeof(msg_));
-    msg_.msg_iov = iov_;
-    msg_.msg_iovlen = static_cast<size_t>(n);
-    io_uring_sqe* sqe = reactor_->GetSqe(id_, kOpSend, 0);
-    io_uring_prep_sendmsg(sqe, fd_.get(), &msg_, MSG_NOSIGNAL);
-    send_inflight_ = true;
+    SendPending();
     return;
   }
   if (ok) NLOG(DEBUG) << name() << ": H2CTermReq written";

@@ -12,7 +12,10 @@
 // - Errors of any kind (socket, protocol, timeout, Close()) go through Close(), the connection's
 //   error funnel: it cancels in-flight operations, waits for them, closes the socket, completes
 //   every outstanding command with -ECONNABORTED, then reports OnConnectionClosed exactly once.
-//   Only after that may the owner destroy the connection.
+//   After a protocol error it first writes the H2CTermReq (after the send in flight and the rest
+//   of a partly written PDU; reading and dropping meanwhile; at most 1 s), then shuts down.
+//   Only after OnConnectionClosed may the owner destroy the connection; a connection destroyed
+//   earlier cancels its operations and waits for them (Reactor::DrainHandler) before freeing.
 #ifndef NVMF_UBLK_IO_TCP_CONNECTION_H_
 #define NVMF_UBLK_IO_TCP_CONNECTION_H_
 
@@ -95,6 +98,8 @@ class TcpConnection final : private CompletionHandler,
   void OnConnected(int res);
   void OnSent(int res);
   void OnReceived(int res);
+  // One sendmsg of everything PendingSend() lists (no send may be in flight).
+  void SendPending();
   void ContinueTermination(bool ok);
   void EndTermination();
   // Destructor path only: cancels every operation in flight and runs the reactor until they have
