@@ -10,6 +10,8 @@
 #include <optional>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "nvme/spec.h"
 #include "tcp/host_queue.h"
 #include "tcp/pdu_codec.h"
@@ -118,6 +120,37 @@ class FakeController : public PduReceiver {
 
   // Completes the Connect that the host sent last, granting `cntlid`.
   void AcceptConnect(uint16_t cntlid) { Resp(commands.back().sqe.cid.get(), 0, cntlid); }
+
+  // Brings `q` to live: Start, ICReq/ICResp, the Connect (its data over R2T when the queue's
+  // in-capsule limit is below 1024 bytes), the Connect response granting `cntlid`. Every byte moves
+  // `chunk` at a time. Leaves commands/h2c with the Connect only; an error names the step that
+  // failed.
+  absl::Status BringUp(HostQueue& q, uint32_t maxh2cdata = 65536, size_t chunk = SIZE_MAX,
+                       uint16_t cntlid = 0x0042) {
+    if (absl::Status s = q.Start(); !s.ok()) return s;
+    Pump(q, chunk);
+    if (!icreq) return absl::InternalError("no ICReq sent");
+    IcResp(maxh2cdata);
+    Deliver(q, chunk);
+    if (q.state() != HostQueue::State::kConnecting) return absl::InternalError("ICResp refused");
+    Pump(q, chunk);
+    if (commands.size() != 1) return absl::InternalError("no single Connect command sent");
+    if (commands[0].sqe.dptr.sgl_id == nvme::kSglIdTransport) {
+      R2T(commands[0].sqe.cid.get(), 0x77, 0, 1024);
+      Deliver(q, chunk);
+      Pump(q, chunk);
+      if (h2c.size() != 1 || h2c[0].data.size() != 1024) {
+        return absl::InternalError("Connect data not sent over R2T");
+      }
+      h2c.clear();
+    }
+    AcceptConnect(cntlid);
+    Deliver(q, chunk);
+    if (!q.live())
+      return absl::InternalError(
+          absl::StrCat("not live after Connect: ", HostQueue::ToString(q.state())));
+    return absl::OkStatus();
+  }
 
   // PduReceiver.
   std::optional<PduError> OnPduHeader(const PduHeader& h, uint8_t** dest) override {
