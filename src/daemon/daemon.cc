@@ -347,7 +347,7 @@ absl::StatusOr<std::vector<DeviceInfo>> Daemon::Connect(const ConnectArgs& in) {
                                                     args.subnqn, ": ", s.message())));
   }
   if (conn->ctrl->namespaces().empty()) {
-    return fail(absl::NotFoundError(absl::StrCat(args.subnqn, " has no active namespaces")));
+    return fail(io::NoUsableNamespaces(args.subnqn, conn->ctrl->refused_namespaces()));
   }
   std::vector<DeviceInfo> out;
   for (const auto& ns : conn->ctrl->namespaces()) {

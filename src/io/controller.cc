@@ -371,6 +371,17 @@ void Controller::SubmitAer() {
       /*timeout_ns=*/0);
 }
 
+absl::Status NoUsableNamespaces(const std::string& subnqn,
+                                const std::vector<RefusedNamespace>& refused) {
+  if (refused.empty())
+    return absl::NotFoundError(absl::StrCat(subnqn, " has no active namespaces"));
+  std::string why = absl::StrCat(subnqn, " has no usable namespaces");
+  for (const RefusedNamespace& r : refused) {
+    absl::StrAppend(&why, "; namespace ", r.nsid, ": ", r.why.message());
+  }
+  return absl::NotFoundError(why);
+}
+
 void Controller::IdentifyNamespaces() {
   Step("Identify (Active Namespace List)",
        nvme::BuildIdentify(nvme::IdentifyCns::kActiveNamespaceList, 0), identify_buf_,
@@ -382,6 +393,12 @@ void Controller::IdentifyNamespaces() {
          }
          nsids_ = *list;
          namespaces_.clear();
+         refused_.clear();
+         if (!nsids_.empty() && nsids_.back() > info_.nn) {
+           // The list is what the controller serves; NN only bounds a scan, which we do not do.
+           NLOG(WARNING) << name() << ": the Active Namespace List names NSID " << nsids_.back()
+                         << ", above NN " << info_.nn << " of Identify Controller; using the list";
+         }
          IdentifyNamespace(0);
        });
 }
@@ -395,9 +412,17 @@ void Controller::IdentifyNamespace(size_t index) {
   Step("Identify Namespace", nvme::BuildIdentify(nvme::IdentifyCns::kNamespace, nsid),
        identify_buf_, sizeof(identify_buf_), [this, index, nsid](const IoResult&) {
          auto ns = nvme::ParseIdentifyNamespace(identify_buf_, sizeof(identify_buf_));
-         if (!ns.ok()) {
-           FailBringUp(absl::Status(ns.status().code(),
-                                    absl::StrCat("namespace ", nsid, ": ", ns.status().message())));
+         absl::Status refused = ns.status();
+         if (ns.ok() && ns->inactive() && (ns->ncap != 0 || ns->nuse != 0)) {
+           refused = absl::DataLossError(absl::StrCat(
+               "Identify Namespace: NSZE 0 (no blocks) with NCAP ", ns->ncap, " and NUSE ",
+               ns->nuse, " (an active namespace needs NSZE >= NCAP >= NUSE)"));
+         }
+         if (!refused.ok()) {
+           // One namespace the host cannot map does not take the others down with it.
+           NLOG(ERROR) << name() << ": namespace " << nsid << " refused: " << refused.message();
+           refused_.push_back(RefusedNamespace{nsid, refused});
+           IdentifyNamespace(index + 1);
            return;
          }
          if (ns->inactive()) {

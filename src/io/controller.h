@@ -76,6 +76,17 @@ struct NamespaceEntry {
   nvme::NamespaceIds ids;
 };
 
+// An active namespace the host cannot map (its Identify data is out of range): the controller
+// stays usable for the others.
+struct RefusedNamespace {
+  uint32_t nsid = 0;
+  absl::Status why;
+};
+// kNotFound for a controller with no namespace to map: "<subnqn> has no active namespaces", or
+// "... has no usable namespaces; namespace N: <why>" for each refused one.
+absl::Status NoUsableNamespaces(const std::string& subnqn,
+                                const std::vector<RefusedNamespace>& refused);
+
 class Controller;
 
 class ControllerListener {
@@ -129,6 +140,8 @@ class Controller final : private ConnectionObserver {
     return int64_t{crdt_[crd - 1].load(std::memory_order_relaxed)} * 100'000'000;
   }
   const std::vector<NamespaceEntry>& namespaces() const { return namespaces_; }
+  // Active namespaces left out of namespaces(), each with the reason (logged when found).
+  const std::vector<RefusedNamespace>& refused_namespaces() const { return refused_; }
   uint64_t cap() const { return cap_; }
   uint32_t io_queue_count() const { return static_cast<uint32_t>(io_queues_.size()); }
   // Largest data transfer per command (MDTS), 0 if unlimited.
@@ -216,6 +229,7 @@ class Controller final : private ConnectionObserver {
   uint32_t granted_queues_ = 0;
   std::vector<uint32_t> nsids_;
   std::vector<NamespaceEntry> namespaces_;
+  std::vector<RefusedNamespace> refused_;
   alignas(4096) uint8_t identify_buf_[4096];
 
   int64_t lost_at_ns_ = 0;

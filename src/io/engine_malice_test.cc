@@ -18,12 +18,15 @@
 #include "gtest/gtest.h"
 #include "io/engine.h"
 #include "io/testing/engine_harness.h"
+#include "nvme/commands.h"
+#include "nvme/log_pages.h"
 #include "tools/nvmf-target/target.h"
 
 namespace nvmf_ublk::io {
 namespace {
 
 using ::nvmf_ublk::testing::IsOk;
+using ::nvmf_ublk::testing::StatusIs;
 using target::Malice;
 using tcp::Fes;
 using ::testing::HasSubstr;
@@ -217,6 +220,145 @@ INSTANTIATE_TEST_SUITE_P(
                       IcRow{Malice::kIcRespMaxH2CSmall, "MAXH2CDATA 1024"},
                       IcRow{Malice::kIcRespMaxH2CUnaligned, "MAXH2CDATA 4098"}),
     KindName<IcRow>);
+
+// Admin answers out of range (Identify, discovery and ANA logs): the controller comes up, or the
+// read fails, with a line naming the field; nothing crashes; a namespace the host cannot map is
+// left out while the others of the controller are served, verified with I/O; and a controller
+// whose only namespace is refused says so.
+class EngineAdminAnswerMaliceTest : public ::testing::Test {
+ protected:
+  // Subsystem kSubNqn with two 1 MiB RAM namespaces (NSIDs 1 and 2), `kind` set target-wide.
+  void StartTarget(Malice kind, uint64_t times = 1) {
+    target::TargetConfig c = OneNamespaceTarget(1 << 20, 512);
+    c.subsystems[0].namespaces.push_back(c.subsystems[0].namespaces[0]);
+    target_ = std::make_unique<target::Target>(c);
+    auto ports = target_->Start();
+    ASSERT_THAT(ports, IsOk());
+    port_ = (*ports)[0];
+    auto engine = Engine::Create(1);
+    ASSERT_THAT(engine, IsOk());
+    engine_ = std::move(*engine);
+    ASSERT_THAT(target_->SetFault({.malice = kind, .malice_times = times}), IsOk());
+  }
+  void TearDown() override {
+    engine_.reset();
+    target_.reset();
+  }
+  // A write and a read back of 4 KiB at LBA 8 of `nsid` through I/O queue 0.
+  void WriteReadVerify(TestController* c, uint32_t nsid) {
+    std::vector<uint8_t> data = testing::Pattern(4096, nsid);
+    std::vector<uint8_t> back(4096);
+    IoRequest w;
+    w.Write(nsid, 8, 8, data.data(), 4096, false);
+    EXPECT_TRUE(c->Io(0, &w).ok()) << "write to namespace " << nsid;
+    IoRequest r;
+    r.Read(nsid, 8, 8, back.data(), 4096);
+    EXPECT_TRUE(c->Io(0, &r).ok()) << "read from namespace " << nsid;
+    EXPECT_EQ(back, data) << "namespace " << nsid;
+  }
+
+  std::unique_ptr<target::Target> target_;
+  uint16_t port_ = 0;
+  std::unique_ptr<Engine> engine_;
+};
+
+// MDTS 0 is legal (no limit): the host's own limit applies, and a 1 MiB transfer goes through.
+TEST(EngineAdminAnswerTest, MdtsZeroMeansNoLimit) {
+  target::TargetConfig cfg = OneNamespaceTarget(4 << 20, 512);
+  cfg.mdts = 0;
+  target::Target target(cfg);
+  ASSERT_OK_AND_ASSIGN(std::vector<uint16_t> ports, target.Start());
+  ASSERT_OK_AND_ASSIGN(auto engine, Engine::Create(1));
+  ASSERT_OK_AND_ASSIGN(auto c, TestController::Connect(engine.get(), HostOptions(ports[0])));
+  EXPECT_EQ(c->controller()->info().mdts, 0u);
+  EXPECT_EQ(c->controller()->max_transfer_bytes(), 0u);
+  std::vector<uint8_t> data = testing::Pattern(1 << 20, 9), back(1 << 20);
+  IoRequest w;
+  w.Write(1, 0, 2048, data.data(), 1 << 20, false);
+  ASSERT_TRUE(c->Io(0, &w).ok());
+  IoRequest r;
+  r.Read(1, 0, 2048, back.data(), 1 << 20);
+  ASSERT_TRUE(c->Io(0, &r).ok());
+  EXPECT_EQ(back, data);
+}
+
+TEST_F(EngineAdminAnswerMaliceTest, NnZeroStillServesTheListedNamespaces) {
+  StartTarget(Malice::kIdentifyNn0);
+  ASSERT_OK_AND_ASSIGN(auto c, TestController::Connect(engine_.get(), HostOptions(port_)));
+  EXPECT_EQ(c->controller()->info().nn, 0u);
+  ASSERT_EQ(c->controller()->namespaces().size(), 2u);
+  EXPECT_TRUE(c->controller()->refused_namespaces().empty());
+  WriteReadVerify(c.get(), 1);
+  WriteReadVerify(c.get(), 2);
+  EXPECT_EQ(target_->Stats().malice, 1u);
+}
+
+TEST_F(EngineAdminAnswerMaliceTest, OutOfRangeNamespaceIsRefusedTheOtherServed) {
+  struct Case {
+    Malice kind;
+    const char* why;
+  };
+  for (const Case& k : {Case{Malice::kIdentifyLbads40, "LBADS 40: above the supported maximum"},
+                        Case{Malice::kIdentifyNsze0, "NSZE 0 (no blocks) with NCAP 2048"}}) {
+    SCOPED_TRACE(target::ToString(k.kind));
+    StartTarget(k.kind);
+    ASSERT_OK_AND_ASSIGN(auto c, TestController::Connect(engine_.get(), HostOptions(port_)));
+    // NSID 1 answered out of range: left out with the reason; NSID 2 is served.
+    ASSERT_EQ(c->controller()->refused_namespaces().size(), 1u);
+    EXPECT_EQ(c->controller()->refused_namespaces()[0].nsid, 1u);
+    EXPECT_THAT(c->controller()->refused_namespaces()[0].why.message(), HasSubstr(k.why));
+    ASSERT_EQ(c->controller()->namespaces().size(), 1u);
+    EXPECT_EQ(c->controller()->namespaces()[0].nsid, 2u);
+    WriteReadVerify(c.get(), 2);
+    EXPECT_EQ(target_->Stats().malice, 1u);
+    c.reset();
+    TearDown();
+  }
+}
+
+TEST_F(EngineAdminAnswerMaliceTest, EveryNamespaceRefusedIsOneClearError) {
+  StartTarget(Malice::kIdentifyLbads40, /*times=*/0);
+  ASSERT_OK_AND_ASSIGN(auto c, TestController::Connect(engine_.get(), HostOptions(port_)));
+  EXPECT_TRUE(c->controller()->namespaces().empty());
+  EXPECT_THAT(
+      NoUsableNamespaces(testing::kSubNqn, c->controller()->refused_namespaces()),
+      StatusIs(absl::StatusCode::kNotFound,
+               HasSubstr("has no usable namespaces; namespace 1: Identify Namespace: LBA format 0 "
+                         "has LBADS 40: above the supported maximum of 16 (64 KiB); namespace 2: "
+                         "Identify Namespace: LBA format 0 has LBADS 40")));
+  EXPECT_THAT(NoUsableNamespaces("nqn.x", {}),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("nqn.x has no active namespaces")));
+}
+
+TEST_F(EngineAdminAnswerMaliceTest, DiscoveryLogWithMoreRecordsThanThePageIsAClearError) {
+  StartTarget(Malice::kDiscoveryNumrecBig, /*times=*/0);
+  ControllerOptions o = HostOptions(port_, nvme::kDiscoveryNqn);
+  o.discovery = true;
+  ASSERT_OK_AND_ASSIGN(auto dc, TestController::Connect(engine_.get(), o));
+  auto log = dc->DiscoveryLog();
+  ASSERT_FALSE(log.ok());
+  EXPECT_THAT(log.status().message(),
+              HasSubstr("entry 1 is all zeroes: NUMREC counts more records"));
+  EXPECT_GE(target_->Stats().malice, 1u);
+  // The controller stays up, and reads the true log once the target behaves.
+  target_->ClearFaults();
+  ASSERT_OK_AND_ASSIGN(auto entries, dc->DiscoveryLog());
+  EXPECT_EQ(entries.size(), 1u);
+}
+
+TEST_F(EngineAdminAnswerMaliceTest, AnaLogWithMoreGroupsThanItHoldsIsRefusedByTheParser) {
+  StartTarget(Malice::kAnaNgrpsBig);
+  ASSERT_OK_AND_ASSIGN(auto c, TestController::Connect(engine_.get(), HostOptions(port_)));
+  std::vector<uint8_t> buf(4096);
+  const IoResult r =
+      c->Admin(nvme::BuildGetLogPage(nvme::LogPageId::kAna, 0, 0, 4096), buf.data(), 4096);
+  ASSERT_TRUE(r.ok()) << r.ToStatus("Get Log Page (ANA)");
+  EXPECT_EQ(target_->Stats().malice, 1u);
+  // The log as the target sent it: one group descriptor, NGRPS 5.
+  auto log = nvme::ParseAnaLog(buf.data(), buf.size());
+  ASSERT_FALSE(log.ok());
+  EXPECT_THAT(log.status().message(), HasSubstr("ANA log group descriptor 1 has ANAGRPID 0"));
+}
 
 }  // namespace
 }  // namespace nvmf_ublk::io

@@ -55,6 +55,12 @@ namespace {
 
 absl::StatusOr<DiscoveryEntry> ParseDiscoveryEntry(const uint8_t* e, uint64_t index) {
   using T = nvmf_disc_log_entry;
+  if (std::all_of(e, e + kDiscoveryLogEntryBytes, [](uint8_t b) { return b == 0; })) {
+    // What a controller returns past the end of its log (nvmet and nvmf-target zero-fill).
+    return absl::DataLossError(
+        absl::StrCat("discovery log entry ", index,
+                     " is all zeroes: NUMREC counts more records than the controller returned"));
+  }
   DiscoveryEntry entry;
   entry.trtype = e[offsetof(T, trtype)];
   entry.adrfam = e[offsetof(T, adrfam)];
@@ -75,6 +81,9 @@ absl::StatusOr<DiscoveryEntry> ParseDiscoveryEntry(const uint8_t* e, uint64_t in
   RETURN_IF_ERROR(text(offsetof(T, trsvcid), sizeof(T::trsvcid), "TRSVCID", false, &entry.trsvcid));
   RETURN_IF_ERROR(text(offsetof(T, subnqn), sizeof(T::subnqn), "SUBNQN", true, &entry.subnqn));
   RETURN_IF_ERROR(text(offsetof(T, traddr), sizeof(T::traddr), "TRADDR", false, &entry.traddr));
+  if (entry.subnqn.empty()) {
+    return absl::DataLossError(absl::StrCat("discovery log entry ", index, " has an empty SUBNQN"));
+  }
   return entry;
 }
 

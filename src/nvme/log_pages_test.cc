@@ -1,5 +1,6 @@
 #include "nvme/log_pages.h"
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <optional>
@@ -185,6 +186,12 @@ TEST(DiscoveryLog, RejectsMalformed) {
        "entry 2 TRSVCID contains byte 0x0a at offset 1"},
       {"subnqn_del", [](auto* v) { (*v)[1024 + 256 + 4] = 0x7F; },
        "entry 0 SUBNQN contains byte 0x7f at offset 4"},
+      // NUMREC beyond the records of the log: the controller zero-fills what follows them.
+      {"entry_zeroes", [](auto* v) { std::fill(v->begin() + 2048, v->begin() + 3072, 0); },
+       "entry 1 is all zeroes: NUMREC counts more records"},
+      {"subnqn_empty",
+       [](auto* v) { std::fill(v->begin() + 3072 + 256, v->begin() + 3072 + 512, 0); },
+       "entry 2 has an empty SUBNQN"},
   };
   for (const auto& tc : cases) {
     SCOPED_TRACE(tc.name);

@@ -283,6 +283,7 @@ void Connection::ExecuteIdentify(Request& req) {
       const Namespace* ns = sub.FindNamespace(nsid);
       if (ns != nullptr) {
         FillIdentifyNamespace(*ns, out);
+        ApplyAdminAnswerMalice(nvme::AdminOpcode::kIdentify, cns, out, kIdentifySize);
       } else if (nsid == 0 || nsid > sub.max_nsid()) {
         req.status = invalid_ns;  // inactive NSIDs up to NN return zeroes
       }
@@ -290,6 +291,7 @@ void Connection::ExecuteIdentify(Request& req) {
     }
     case 0x01:
       FillIdentifyController(target_->IdentityFor(*ctrl_), out);
+      ApplyAdminAnswerMalice(nvme::AdminOpcode::kIdentify, cns, out, kIdentifySize);
       return;
     case 0x02:
       if (nsid >= 0xFFFFFFFE) {
@@ -350,6 +352,7 @@ void Connection::ExecuteGetLogPage(Request& req) {
         return;
       }
       log = target_->DiscoveryLog(ctrl_->hostnqn(), local_addr_, local_adrfam_);
+      ApplyAdminAnswerMalice(nvme::AdminOpcode::kGetLogPage, lid, log.data(), log.size());
       break;
     case nvme::LogPageId::kAna:
       if (ctrl_->discovery()) {
@@ -357,6 +360,7 @@ void Connection::ExecuteGetLogPage(Request& req) {
         return;
       }
       log = target_->AnaLog(ctrl_->subsystem(), port_index_, lsp & nvme::kAnaLspRgo);
+      ApplyAdminAnswerMalice(nvme::AdminOpcode::kGetLogPage, lid, log.data(), log.size());
       break;
     default:
       sized = false;  // error log (no entries) and everything else: zeroes

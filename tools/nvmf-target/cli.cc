@@ -379,7 +379,9 @@ Faults (target-wide, or one port with port=PORT); also at run time with the "fau
       admin=1           faults also hit admin commands (not fabrics commands or AERs)
       malice=KIND       a deliberate protocol violation, on a command it fits (a read for the
                         c2h-* kinds, an R2T write for r2t-*, any for resp-*/cid-*; icresp-* on
-                        the next ICResp); the connection stays open for the host's H2CTermReq.
+                        the next ICResp; identify-*, discovery-*, ana-* put an out-of-range
+                        value in the next such admin answer); the connection stays open for the
+                        host's H2CTermReq.
                         KIND: resp-plen-below-hlen resp-plen-wrong resp-hlen-wrong cid-unknown
                         cid-next-generation duplicate-resp unknown-pdu-type stall-mid-pdu
                         header-digest-bad term-req-mid-data c2h-plen-huge c2h-pdo-in-header
@@ -388,6 +390,8 @@ Faults (target-wide, or one port with port=PORT); also at run time with the "fau
                         c2h-on-write r2t-plen-wrong r2t-beyond-length r2t-overlap r2t-reused-ttag
                         r2t-too-many write-done-before-r2t write-done-after-half icresp-pfv
                         icresp-cpda icresp-maxh2cdata-small icresp-maxh2cdata-unaligned
+                        identify-nn-0 identify-lbads-40 identify-nsze-0 discovery-numrec-big
+                        ana-ngrps-big
       malice-after=N    only after N commands of the connection (default 0)
       malice-times=N    how many times in all (default 1; 0 = every fitting command)
       cpda=N, maxh2cdata=SIZE, r2t-chunk=SIZE, max-r2t=N   transport overrides for new

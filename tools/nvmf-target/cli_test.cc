@@ -1,6 +1,8 @@
 // Command line and control command parsing of nvmf-target.
 #include "cli.h"
 
+#include <string>
+
 #include "base/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -99,8 +101,15 @@ TEST(CliTest, FaultSpecs) {
   EXPECT_FALSE(f->empty());
   EXPECT_THAT(ParseFaultSpec("malice=be-evil", &port),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("icresp-maxh2cdata-small")));
-  // Every kind has a distinct name that parses back to it.
-  for (Malice m : AllMalice()) EXPECT_EQ(ParseMalice(ToString(m)), m) << ToString(m);
+  // Every kind has a distinct name that parses back to it, and --help lists it.
+  const std::string usage = UsageText();
+  for (Malice m : AllMalice()) {
+    EXPECT_EQ(ParseMalice(ToString(m)), m) << ToString(m);
+    const std::string name = ToString(m);
+    EXPECT_TRUE(usage.find(" " + name + " ") != std::string::npos ||
+                usage.find(" " + name + "\n") != std::string::npos)
+        << ToString(m) << " is not in --help";
+  }
   EXPECT_TRUE(ParseFaultSpec("clear", &port)->empty());
   EXPECT_THAT(ParseFaultSpec("explode=1", &port),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown fault 'explode'")));

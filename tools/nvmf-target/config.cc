@@ -83,6 +83,11 @@ constexpr MaliceName kMaliceNames[] = {
     {Malice::kIcRespCpda, "icresp-cpda"},
     {Malice::kIcRespMaxH2CSmall, "icresp-maxh2cdata-small"},
     {Malice::kIcRespMaxH2CUnaligned, "icresp-maxh2cdata-unaligned"},
+    {Malice::kIdentifyNn0, "identify-nn-0"},
+    {Malice::kIdentifyLbads40, "identify-lbads-40"},
+    {Malice::kIdentifyNsze0, "identify-nsze-0"},
+    {Malice::kDiscoveryNumrecBig, "discovery-numrec-big"},
+    {Malice::kAnaNgrpsBig, "ana-ngrps-big"},
 };
 }  // namespace
 
@@ -108,6 +113,7 @@ std::vector<Malice> AllMalice() {
 }
 
 MaliceTarget TargetOf(Malice m) {
+  if (m >= Malice::kIdentifyNn0) return MaliceTarget::kAdminAnswer;
   if (m >= Malice::kIcRespPfv) return MaliceTarget::kIcResp;
   if (m >= Malice::kR2TPlenWrong) return MaliceTarget::kR2TWrite;
   if (m == Malice::kC2HOnWrite) return MaliceTarget::kWrite;

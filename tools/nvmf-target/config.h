@@ -75,7 +75,8 @@ struct TransportConfig {
 
 // Deliberate protocol violations of a hostile or broken controller, for tests of the host (each
 // must be detected, answered with an H2CTermReq where the spec says so, and recovered from).
-// A kind fires on a command it fits (see MaliceTarget); the ICResp kinds on the next ICReq.
+// A kind fires on a command it fits (see MaliceTarget); the ICResp kinds on the next ICReq; the
+// admin-answer kinds on the next Identify or Get Log Page they fit (whether or not `admin` is set).
 // The CID kinds assume the command ID layout of nvmf-ublk's host (slot index in the low
 // bits(SQ entries - 1) bits, a generation above), so "unknown" and "next generation" are exact.
 enum class Malice : uint8_t {
@@ -117,11 +118,17 @@ enum class Malice : uint8_t {
   kIcRespCpda,             // CPDA 32
   kIcRespMaxH2CSmall,      // MAXH2CDATA 1024
   kIcRespMaxH2CUnaligned,  // MAXH2CDATA 4098
+  // Admin answers with values out of range (the next answer of that kind; malice_after ignored).
+  kIdentifyNn0,         // Identify Controller: NN 0 while namespaces are active
+  kIdentifyLbads40,     // Identify Namespace: the current LBA format is 2^40 bytes
+  kIdentifyNsze0,       // Identify Namespace: NSZE 0 with NCAP and NUSE unchanged
+  kDiscoveryNumrecBig,  // discovery log: NUMREC 4 above the records the page holds
+  kAnaNgrpsBig,         // ANA log: NGRPS 4 above the group descriptors the log holds
 };
 const char* ToString(Malice m);  // "resp-plen-below-hlen", ...
 std::optional<Malice> ParseMalice(const std::string& text);
 std::vector<Malice> AllMalice();  // every kind but kNone
-enum class MaliceTarget { kAny, kRead, kWrite, kR2TWrite, kIcResp };
+enum class MaliceTarget { kAny, kRead, kWrite, kR2TWrite, kIcResp, kAdminAnswer };
 MaliceTarget TargetOf(Malice m);
 
 // Fault injection (per port or target-wide). Faults apply to commands on I/O queues, and to admin

@@ -152,6 +152,9 @@ class Connection final : private tcp::PduReceiver {
   // R2T writes: asks for the data the wrong way; false when the normal R2Ts should follow.
   bool IssueMaliciousR2Ts(PendingWrite& w);
   void ApplyIcRespMalice(tcp::IcRespPdu* resp);
+  // Identify (CNS `sub`) or Get Log Page (LID `sub`) data in `data`: puts an out-of-range value in
+  // it when an admin-answer kind is set for it and its budget allows.
+  void ApplyAdminAnswerMalice(nvme::AdminOpcode opcode, uint8_t sub, uint8_t* data, size_t len);
   uint16_t CidNotOutstanding(uint16_t near_cid) const;
 
   // admin_commands.cc

@@ -2,7 +2,10 @@
 // for tests that the host detects each one, answers it with an H2CTermReq where the spec says so,
 // and recovers without losing or corrupting data. After a violation the connection is left open,
 // so that the host's H2CTermReq (or its close) arrives and is counted; the host tears it down.
+#include <nvme/types.h>
+
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 
 #include "absl/strings/str_format.h"
@@ -35,6 +38,7 @@ bool Fits(Malice m, nvme::DataDirection dir, uint32_t len, uint8_t sgl_id, bool 
     case MaliceTarget::kR2TWrite:
       return write && sgl_id == nvme::kSglIdTransport && len >= 512 * (host_maxr2t + 1);
     case MaliceTarget::kIcResp:
+    case MaliceTarget::kAdminAnswer:
       return false;
   }
   return false;
@@ -307,6 +311,64 @@ bool Connection::IssueMaliciousR2Ts(PendingWrite& w) {
   w.requested = len;  // nothing more is asked for
   target_->stats_.malice++;
   return true;
+}
+
+void Connection::ApplyAdminAnswerMalice(nvme::AdminOpcode opcode, uint8_t sub, uint8_t* data,
+                                        size_t len) {
+  std::shared_ptr<FaultState> fs = target_->FaultFor(port_index_);
+  if (!fs || TargetOf(fs->config.malice) != MaliceTarget::kAdminAnswer) return;
+  const Malice m = fs->config.malice;
+  const bool identify = opcode == nvme::AdminOpcode::kIdentify;
+  const bool log = opcode == nvme::AdminOpcode::kGetLogPage;
+  bool fits = false;
+  switch (m) {
+    case Malice::kIdentifyNn0:
+      fits = identify && sub == 0x01 && len >= offsetof(nvme_id_ctrl, nn) + 4;
+      break;
+    case Malice::kIdentifyLbads40:
+    case Malice::kIdentifyNsze0:
+      fits = identify && sub == 0x00 && len >= sizeof(nvme_id_ns);
+      break;
+    case Malice::kDiscoveryNumrecBig:
+      fits = log && sub == static_cast<uint8_t>(nvme::LogPageId::kDiscovery) &&
+             len >= sizeof(nvmf_discovery_log);
+      break;
+    case Malice::kAnaNgrpsBig:
+      fits =
+          log && sub == static_cast<uint8_t>(nvme::LogPageId::kAna) && len >= sizeof(nvme_ana_log);
+      break;
+    default:
+      break;
+  }
+  if (!fits || !FaultState::Take(fs->malice)) return;
+  switch (m) {
+    case Malice::kIdentifyNn0:
+      StoreLe32(data + offsetof(nvme_id_ctrl, nn), 0);
+      break;
+    case Malice::kIdentifyLbads40: {
+      const uint8_t format = data[offsetof(nvme_id_ns, flbas)] & 0x0F;
+      data[offsetof(nvme_id_ns, lbaf) + format * sizeof(nvme_lbaf) + offsetof(nvme_lbaf, ds)] = 40;
+      break;
+    }
+    case Malice::kIdentifyNsze0:
+      StoreLe64(data + offsetof(nvme_id_ns, nsze), 0);
+      break;
+    case Malice::kDiscoveryNumrecBig: {
+      uint8_t* p = data + offsetof(nvmf_discovery_log, numrec);
+      StoreLe64(p, LoadLe64(p) + 4);
+      break;
+    }
+    case Malice::kAnaNgrpsBig: {
+      uint8_t* p = data + offsetof(nvme_ana_log, ngrps);
+      StoreLe16(p, static_cast<uint16_t>(LoadLe16(p) + 4));
+      break;
+    }
+    default:
+      return;
+  }
+  target_->stats_.malice++;
+  NLOG(INFO) << name_ << ": malice " << target::ToString(m) << " in the "
+             << (identify ? "Identify" : "Get Log Page") << " answer";
 }
 
 }  // namespace nvmf_ublk::target
