@@ -1,6 +1,9 @@
 #include "control/protocol.h"
 
+#include <cstdint>
+#include <limits>
 #include <map>
+#include <type_traits>
 
 #include "absl/strings/str_cat.h"
 
@@ -9,10 +12,44 @@ namespace {
 
 using nlohmann::json;
 
+// A field of a request or state file, of exactly the type `T` needs: a value of another JSON type,
+// or an integer that `T` cannot hold, is a clear error (never an exception, never truncated).
 template <typename T>
-void Get(const json& j, const char* key, T* out) {
+absl::Status Get(const json& j, const char* key, T* out) {
   auto it = j.find(key);
-  if (it != j.end() && !it->is_null()) *out = it->get<T>();
+  if (it == j.end() || it->is_null()) return absl::OkStatus();
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!it->is_boolean())
+      return absl::InvalidArgumentError(absl::StrCat(key, " must be a boolean"));
+    *out = it->template get<bool>();
+  } else if constexpr (std::is_integral_v<T>) {
+    bool fits = false;
+    if (it->is_number_unsigned()) {
+      const uint64_t v = it->template get<uint64_t>();
+      fits = v <= static_cast<uint64_t>(std::numeric_limits<T>::max());
+      if (fits) *out = static_cast<T>(v);
+    } else if (it->is_number_integer()) {
+      const int64_t v = it->template get<int64_t>();
+      fits = v >= static_cast<int64_t>(std::numeric_limits<T>::min()) &&
+             (v < 0 ||
+              static_cast<uint64_t>(v) <= static_cast<uint64_t>(std::numeric_limits<T>::max()));
+      if (fits) *out = static_cast<T>(v);
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(key, " must be an integer"));
+    }
+    if (!fits)
+      return absl::InvalidArgumentError(absl::StrCat(key, " ", it->dump(), " is out of range"));
+  } else {
+    if (!it->is_string()) return absl::InvalidArgumentError(absl::StrCat(key, " must be a string"));
+    *out = it->template get<std::string>();
+  }
+  return absl::OkStatus();
+}
+
+// Replies the CLI reads: a field of the wrong type keeps its default.
+template <typename T>
+void Keep(const json& j, const char* key, T* out) {
+  Get(j, key, out).IgnoreError();
 }
 
 absl::Status CheckRange(const char* name, int v, int lo, int hi) {
@@ -46,25 +83,18 @@ json ToJson(const ConnectArgs& a) {
 
 absl::StatusOr<ConnectArgs> ConnectArgsFromJson(const json& j) {
   ConnectArgs a;
-  try {
-    Get(j, "transport", &a.transport);
-    Get(j, "traddr", &a.traddr);
-    Get(j, "trsvcid", &a.trsvcid);
-    Get(j, "subnqn", &a.subnqn);
-    Get(j, "hostnqn", &a.hostnqn);
-    Get(j, "hostid", &a.hostid);
-    Get(j, "host_traddr", &a.host_traddr);
-    Get(j, "host_iface", &a.host_iface);
-    Get(j, "nr_io_queues", &a.nr_io_queues);
-    Get(j, "queue_size", &a.queue_size);
-    Get(j, "keep_alive_tmo", &a.keep_alive_tmo);
-    Get(j, "reconnect_delay", &a.reconnect_delay);
-    Get(j, "ctrl_loss_tmo", &a.ctrl_loss_tmo);
-    Get(j, "fast_io_fail_tmo", &a.fast_io_fail_tmo);
-    Get(j, "hdr_digest", &a.hdr_digest);
-    Get(j, "data_digest", &a.data_digest);
-  } catch (const json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("bad connect request: ", e.what()));
+  if (!j.is_object()) return absl::InvalidArgumentError("bad connect request: not a JSON object");
+  for (absl::Status s :
+       {Get(j, "transport", &a.transport), Get(j, "traddr", &a.traddr),
+        Get(j, "trsvcid", &a.trsvcid), Get(j, "subnqn", &a.subnqn), Get(j, "hostnqn", &a.hostnqn),
+        Get(j, "hostid", &a.hostid), Get(j, "host_traddr", &a.host_traddr),
+        Get(j, "host_iface", &a.host_iface), Get(j, "nr_io_queues", &a.nr_io_queues),
+        Get(j, "queue_size", &a.queue_size), Get(j, "keep_alive_tmo", &a.keep_alive_tmo),
+        Get(j, "reconnect_delay", &a.reconnect_delay), Get(j, "ctrl_loss_tmo", &a.ctrl_loss_tmo),
+        Get(j, "fast_io_fail_tmo", &a.fast_io_fail_tmo), Get(j, "hdr_digest", &a.hdr_digest),
+        Get(j, "data_digest", &a.data_digest)}) {
+    if (!s.ok())
+      return absl::InvalidArgumentError(absl::StrCat("bad connect request: ", s.message()));
   }
   if (a.transport != "tcp") {
     return absl::InvalidArgumentError(
@@ -97,15 +127,15 @@ json ToJson(const DeviceInfo& d) {
 
 DeviceInfo DeviceInfoFromJson(const json& j) {
   DeviceInfo d;
-  Get(j, "path", &d.path);
-  Get(j, "dev_id", &d.dev_id);
-  Get(j, "nsid", &d.nsid);
-  Get(j, "size_bytes", &d.size_bytes);
-  Get(j, "logical_block", &d.logical_block);
-  Get(j, "stable_id", &d.stable_id);
-  Get(j, "subnqn", &d.subnqn);
-  Get(j, "controller", &d.controller);
-  Get(j, "state", &d.state);
+  Keep(j, "path", &d.path);
+  Keep(j, "dev_id", &d.dev_id);
+  Keep(j, "nsid", &d.nsid);
+  Keep(j, "size_bytes", &d.size_bytes);
+  Keep(j, "logical_block", &d.logical_block);
+  Keep(j, "stable_id", &d.stable_id);
+  Keep(j, "subnqn", &d.subnqn);
+  Keep(j, "controller", &d.controller);
+  Keep(j, "state", &d.state);
   return d;
 }
 
@@ -119,13 +149,13 @@ json ToJson(const ControllerSummary& c) {
 
 ControllerSummary ControllerSummaryFromJson(const json& j) {
   ControllerSummary c;
-  Get(j, "name", &c.name);
-  Get(j, "subnqn", &c.subnqn);
-  Get(j, "traddr", &c.traddr);
-  Get(j, "trsvcid", &c.trsvcid);
-  Get(j, "state", &c.state);
-  Get(j, "reconnects", &c.reconnects);
-  Get(j, "cntlid", &c.cntlid);
+  Keep(j, "name", &c.name);
+  Keep(j, "subnqn", &c.subnqn);
+  Keep(j, "traddr", &c.traddr);
+  Keep(j, "trsvcid", &c.trsvcid);
+  Keep(j, "state", &c.state);
+  Keep(j, "reconnects", &c.reconnects);
+  Keep(j, "cntlid", &c.cntlid);
   if (auto it = j.find("devices"); it != j.end() && it->is_array()) {
     for (const auto& d : *it) c.devices.push_back(DeviceInfoFromJson(d));
   }

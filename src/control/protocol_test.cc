@@ -46,7 +46,36 @@ TEST(Protocol, ConnectArgsValidation) {
   EXPECT_THAT(ConnectArgsFromJson({{"traddr", "x"}, {"subnqn", "nqn.x"}, {"queue_size", 4}}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("queue_size 4")));
   EXPECT_THAT(ConnectArgsFromJson({{"traddr", "x"}, {"subnqn", "nqn.x"}, {"queue_size", "big"}}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("bad connect request")));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("bad connect request: queue_size must be an integer")));
+  // Values of the wrong JSON type, or integers an int cannot hold, never throw or truncate:
+  // 2^32 + 32 is not queue size 32.
+  const struct {
+    nlohmann::json j;
+    const char* message;
+  } bad[] = {
+      {{{"traddr", "x"}, {"subnqn", "nqn.x"}, {"queue_size", 4294967328u}},
+       "queue_size 4294967328 is out of range"},
+      {{{"traddr", "x"}, {"subnqn", "nqn.x"}, {"queue_size", -4294967264}},
+       "queue_size -4294967264 is out of range"},
+      {{{"traddr", "x"}, {"subnqn", "nqn.x"}, {"ctrl_loss_tmo", 1e300}},
+       "ctrl_loss_tmo must be an integer"},
+      {{{"traddr", "x"}, {"subnqn", "nqn.x"}, {"hdr_digest", "yes"}},
+       "hdr_digest must be a boolean"},
+      {{{"traddr", 7}, {"subnqn", "nqn.x"}}, "traddr must be a string"},
+      {{{"traddr", "x"}, {"subnqn", nlohmann::json::array()}}, "subnqn must be a string"},
+      {nlohmann::json::array(), "not a JSON object"},
+  };
+  for (const auto& b : bad) {
+    EXPECT_THAT(ConnectArgsFromJson(b.j),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(b.message)))
+        << b.j.dump();
+  }
+  // Replies (read by the CLI): a field of the wrong type keeps its default.
+  DeviceInfo d = DeviceInfoFromJson({{"path", 5}, {"nsid", "one"}, {"dev_id", 3}});
+  EXPECT_EQ(d.path, "");
+  EXPECT_EQ(d.nsid, 0u);
+  EXPECT_EQ(d.dev_id, 3);
 }
 
 TEST(Protocol, ErrorReplyRoundTrip) {

@@ -450,7 +450,30 @@ std::vector<ControllerSummary> Daemon::List() {
 }
 
 json Daemon::Handle(const json& req) {
-  const std::string cmd = req.value("cmd", std::string());
+  // Whatever a client sends, the answer is an error reply, never an exception out of here.
+  try {
+    return HandleRequest(req);
+  } catch (const std::exception& e) {
+    return control::ErrorReply(absl::InvalidArgumentError(absl::StrCat("bad request: ", e.what())));
+  }
+}
+
+json Daemon::HandleRequest(const json& req) {
+  // A string field of the request; a value of another type is an error, absent is empty.
+  auto field = [&req](const char* key) -> absl::StatusOr<std::string> {
+    auto it = req.find(key);
+    if (it == req.end() || it->is_null()) return std::string();
+    if (!it->is_string()) {
+      return absl::InvalidArgumentError(absl::StrCat("request field '", key, "' must be a string"));
+    }
+    return it->get<std::string>();
+  };
+  if (!req.is_object()) {
+    return control::ErrorReply(absl::InvalidArgumentError("request is not a JSON object"));
+  }
+  absl::StatusOr<std::string> cmd_field = field("cmd");
+  if (!cmd_field.ok()) return control::ErrorReply(cmd_field.status());
+  const std::string cmd = *cmd_field;
   auto devices_reply = [](const absl::StatusOr<std::vector<DeviceInfo>>& r) {
     if (!r.ok()) return control::ErrorReply(r.status());
     json devs = json::array();
@@ -463,8 +486,10 @@ json Daemon::Handle(const json& req) {
     return devices_reply(Connect(*args));
   }
   if (cmd == "disconnect") {
-    const std::string nqn = req.value("subnqn", std::string());
-    const std::string dev = req.value("device", std::string());
+    absl::StatusOr<std::string> nqn_field = field("subnqn"), dev_field = field("device");
+    if (!nqn_field.ok()) return control::ErrorReply(nqn_field.status());
+    if (!dev_field.ok()) return control::ErrorReply(dev_field.status());
+    const std::string nqn = *nqn_field, dev = *dev_field;
     if (nqn.empty() == dev.empty()) {
       return control::ErrorReply(absl::InvalidArgumentError("disconnect needs subnqn or device"));
     }

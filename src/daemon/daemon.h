@@ -65,7 +65,8 @@ class Daemon final : private io::ControllerListener {
 
   // Starts recovering every connection of `state` (LoadState(state_path())); returns at once.
   void StartRecovery(const State& state);
-  // One control request -> one reply (see include/nvmf_ublk/control.h).
+  // One control request -> one reply (see include/nvmf_ublk/control.h). Any request, however
+  // malformed (wrong JSON types included), gets an error reply; nothing throws.
   nlohmann::json Handle(const nlohmann::json& request);
   // SIGTERM: refuse further requests and leave every device to the next daemon (see above), within
   // `timeout_ns`. The state file is left as it is. Call once; exit the process soon afterwards.
@@ -79,6 +80,7 @@ class Daemon final : private io::ControllerListener {
   std::string state_path() const { return options_.state_dir + "/state.json"; }
 
  private:
+  nlohmann::json HandleRequest(const nlohmann::json& request);
   struct Device;
   struct Conn;
   explicit Daemon(const DaemonOptions& options) : options_(options) {}

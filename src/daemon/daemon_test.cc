@@ -89,6 +89,21 @@ TEST_F(DaemonTest, RequestErrors) {
       StatusIs(absl::StatusCode::kNotFound, HasSubstr("not an nvmf-ublk device")));
   EXPECT_THAT(control::ReplyStatus(daemon_->Handle(json{{"cmd", "disconnect"}})),
               StatusIs(absl::StatusCode::kInvalidArgument));
+  // Fields of the wrong JSON type are error replies (they used to throw out of the control
+  // thread and abort the daemon).
+  EXPECT_THAT(control::ReplyStatus(daemon_->Handle(json{{"cmd", 5}})),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'cmd' must be a string")));
+  EXPECT_THAT(control::ReplyStatus(daemon_->Handle(json{{"cmd", "disconnect"}, {"subnqn", 7}})),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'subnqn' must be a string")));
+  EXPECT_THAT(
+      control::ReplyStatus(daemon_->Handle(json{{"cmd", "disconnect"}, {"device", json::array()}})),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'device' must be a string")));
+  EXPECT_THAT(control::ReplyStatus(daemon_->Handle(json::array())),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a JSON object")));
+  EXPECT_THAT(
+      control::ReplyStatus(daemon_->Handle(
+          json{{"cmd", "connect"}, {"traddr", "x"}, {"subnqn", "nqn.x"}, {"queue_size", 1.5}})),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("queue_size must be an integer")));
   json list = daemon_->Handle(json{{"cmd", "list"}});
   EXPECT_EQ(list["ok"], true);
   EXPECT_TRUE(list["controllers"].empty());

@@ -24,7 +24,32 @@ absl::StatusOr<State> LoadState(const std::string& path) {
   }
   std::stringstream text;
   text << in.rdbuf();
-  json j = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  return ParseState(text.str(), path);
+}
+
+namespace {
+
+// An integer field of a device record within [lo, hi]; absent: `*out` stays.
+template <typename T>
+absl::Status IntField(const json& o, const char* key, int64_t lo, int64_t hi, T* out) {
+  auto it = o.find(key);
+  if (it == o.end()) return absl::OkStatus();
+  if (!it->is_number_integer() ||
+      (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t(hi)) || it->get<int64_t>() < lo ||
+      it->get<int64_t>() > hi) {
+    return absl::DataLossError(
+        absl::StrCat(key, " ", it->dump(), " is not an integer in [", lo, ", ", hi, "]"));
+  }
+  *out = static_cast<T>(it->get<int64_t>());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<State> ParseState(std::string_view text, const std::string& origin) {
+  const std::string& path = origin;
+  State state;
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
     return absl::DataLossError(absl::StrCat(path, " is not valid JSON"));
   }
@@ -41,7 +66,9 @@ absl::StatusOr<State> LoadState(const std::string& path) {
   }
   auto conns = j.find("connections");
   if (conns == j.end() || !conns->is_array()) return state;
+  size_t ci = 0;
   for (const auto& c : *conns) {
+    ++ci;
     if (!c.is_object() || !c.contains("args")) continue;
     auto args = control::ConnectArgsFromJson(c["args"]);
     if (!args.ok()) {
@@ -49,9 +76,22 @@ absl::StatusOr<State> LoadState(const std::string& path) {
     }
     ConnectionRecord rec{*args, {}};
     if (auto devs = c.find("devices"); devs != c.end() && devs->is_array()) {
+      size_t di = 0;
       for (const auto& d : *devs) {
-        rec.devices.push_back(DeviceRecord{d.value("nsid", 0u), d.value("dev_id", -1),
-                                           d.value("stable_id", std::string())});
+        ++di;
+        const std::string where = absl::StrCat(path, ": connection ", ci, " device ", di, ": ");
+        if (!d.is_object()) return absl::DataLossError(absl::StrCat(where, "not a JSON object"));
+        DeviceRecord dev{0, -1, ""};
+        for (absl::Status s : {IntField(d, "nsid", 0, 0xFFFFFFFF, &dev.nsid),
+                               IntField(d, "dev_id", -1, 1 << 20, &dev.dev_id)}) {
+          if (!s.ok()) return absl::DataLossError(absl::StrCat(where, s.message()));
+        }
+        if (auto id = d.find("stable_id"); id != d.end()) {
+          if (!id->is_string())
+            return absl::DataLossError(absl::StrCat(where, "stable_id is not a string"));
+          dev.stable_id = id->get<std::string>();
+        }
+        rec.devices.push_back(std::move(dev));
       }
     }
     state.connections.push_back(std::move(rec));

@@ -11,6 +11,7 @@
 #define NVMF_UBLK_DAEMON_STATE_FILE_H_
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -38,6 +39,9 @@ struct State {
 // A missing file is an empty state. kFailedPrecondition: written by a newer format (see above);
 // kDataLoss: not a state file this daemon can read.
 absl::StatusOr<State> LoadState(const std::string& path);
+// The same for the file's text; `origin` (the path) starts the error messages. Any text, however
+// malformed, gives a State or an error: nothing throws.
+absl::StatusOr<State> ParseState(std::string_view text, const std::string& origin);
 absl::Status SaveState(const std::string& path, const State& state);
 
 }  // namespace nvmf_ublk::daemon

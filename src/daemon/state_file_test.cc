@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
 #include "base/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -13,6 +14,7 @@ namespace {
 
 using ::nvmf_ublk::testing::IsOk;
 using ::nvmf_ublk::testing::StatusIs;
+using ::testing::HasSubstr;
 
 std::string TempPath() { return "/tmp/nvmf-ublk-state-test-" + std::to_string(getpid()) + ".json"; }
 
@@ -57,6 +59,41 @@ TEST(StateFile, CorruptFileIsDataLoss) {
   std::ofstream(path) << R"({"version":"1","connections":[]})";
   EXPECT_THAT(LoadState(path), StatusIs(absl::StatusCode::kDataLoss));
   unlink(path.c_str());
+}
+
+// Device records of the wrong shape are a clear error naming the record, never an exception (the
+// daemon reads this file at every start: a throw would be a crash loop).
+TEST(StateFile, MalformedDeviceRecordsAreDataLossNotAThrow) {
+  const std::string args =
+      R"({"traddr":"10.0.0.1","subnqn":"nqn.2026-01.io.test:a","hostid":"12345678-1234-1234-1234-123456789abc"})";
+  const struct {
+    const char* devices;
+    const char* message;
+  } cases[] = {
+      {"[5]", "connection 1 device 1: not a JSON object"},
+      {R"([{"nsid":1,"dev_id":0},{"nsid":"2"}])",
+       "connection 1 device 2: nsid \"2\" is not an integer"},
+      {R"([{"nsid":1,"dev_id":1e300}])", "dev_id 1e+300 is not an integer"},
+      {R"([{"nsid":-1}])", "nsid -1 is not an integer in [0, 4294967295]"},
+      {R"([{"nsid":1,"dev_id":18446744073709551615}])", "dev_id 18446744073709551615"},
+      {R"([{"nsid":1,"stable_id":[]}])", "stable_id is not a string"},
+      {R"([{"nsid":1,"dev_id":3,"stable_id":{"a":1}}])", "stable_id is not a string"},
+  };
+  for (const auto& c : cases) {
+    const std::string text = absl::StrCat(R"({"version":1,"connections":[{"args":)", args,
+                                          R"(,"devices":)", c.devices, "}]}");
+    EXPECT_THAT(ParseState(text, "/run/x/state.json"),
+                StatusIs(absl::StatusCode::kDataLoss, HasSubstr(c.message)))
+        << text;
+  }
+  ASSERT_OK_AND_ASSIGN(
+      State ok, ParseState(absl::StrCat(R"({"version":1,"connections":[{"args":)", args,
+                                        R"(,"devices":[{"nsid":4,"dev_id":2,"stable_id":"x"}]}]})"),
+                           "s"));
+  ASSERT_EQ(ok.connections.size(), 1u);
+  ASSERT_EQ(ok.connections[0].devices.size(), 1u);
+  EXPECT_EQ(ok.connections[0].devices[0].nsid, 4u);
+  EXPECT_EQ(ok.connections[0].devices[0].dev_id, 2);
 }
 
 TEST(StateFile, WritesItsFormatVersion) {
