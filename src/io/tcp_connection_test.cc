@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -100,6 +101,51 @@ TEST(TcpConnection, SilentTargetTimesOutDuringHandshake) {
   EXPECT_THAT(obs.reason, StatusIs(absl::StatusCode::kDeadlineExceeded,
                                    HasSubstr("NVMe/TCP handshake to 127.0.0.1")));
   EXPECT_LT(MonotonicNanos() - start, 2'000'000'000);
+}
+
+// A target that drips its ICResp (one byte every 20 ms, then its Connect answer never) costs the
+// connect timeout and no more: the timeout is a deadline for the whole handshake, which bytes
+// arriving do not extend; the peer sees the connection closed.
+TEST(TcpConnection, DrippingTargetCostsTheConnectTimeoutOnly) {
+  Listener l;
+  std::atomic<bool> closed_seen{false};
+  std::thread peer([&] {
+    int fd = ::accept(l.fd.get(), nullptr, nullptr);
+    uint8_t req[128];
+    size_t got = 0;
+    while (got < sizeof(req)) {
+      ssize_t n = ::recv(fd, req + got, sizeof(req) - got, 0);
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+    uint8_t resp[128];
+    const uint32_t len = tcp::EncodeIcResp(resp, 0, 0, 65536);
+    for (uint32_t i = 0; i < len; ++i) {
+      if (::send(fd, resp + i, 1, MSG_NOSIGNAL) != 1) break;
+      usleep(20'000);
+    }
+    // Whatever is left: the host's close (recv returns 0 or an error) must come.
+    uint8_t b;
+    while (::recv(fd, &b, 1, 0) > 0) {
+    }
+    closed_seen = true;
+    ::close(fd);
+  });
+  Reactor r({64, "t"});
+  ASSERT_THAT(r.Init(), IsOk());
+  Observer obs;
+  TcpConnection c(&r, Opts(l.port, 300'000'000), &obs);
+  const int64_t start = MonotonicNanos();
+  c.Start();
+  RunUntilClosed(r, obs);
+  const int64_t took = MonotonicNanos() - start;
+  EXPECT_EQ(obs.closed, 1);
+  EXPECT_THAT(obs.reason, StatusIs(absl::StatusCode::kDeadlineExceeded,
+                                   HasSubstr("NVMe/TCP handshake to 127.0.0.1")));
+  EXPECT_GE(took, 300'000'000);
+  EXPECT_LT(took, 1'500'000'000);  // the drip alone would take 128 x 20 ms = 2.56 s
+  peer.join();
+  EXPECT_TRUE(closed_seen);
 }
 
 TEST(TcpConnection, TargetClosingDuringIcReq) {
