@@ -19,8 +19,9 @@ absl::Status Get(const json& j, const char* key, T* out) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return absl::OkStatus();
   if constexpr (std::is_same_v<T, bool>) {
-    if (!it->is_boolean())
+    if (!it->is_boolean()) {
       return absl::InvalidArgumentError(absl::StrCat(key, " must be a boolean"));
+    }
     *out = it->template get<bool>();
   } else if constexpr (std::is_integral_v<T>) {
     bool fits = false;
@@ -37,8 +38,9 @@ absl::Status Get(const json& j, const char* key, T* out) {
     } else {
       return absl::InvalidArgumentError(absl::StrCat(key, " must be an integer"));
     }
-    if (!fits)
+    if (!fits) {
       return absl::InvalidArgumentError(absl::StrCat(key, " ", it->dump(), " is out of range"));
+    }
   } else {
     if (!it->is_string()) return absl::InvalidArgumentError(absl::StrCat(key, " must be a string"));
     *out = it->template get<std::string>();
@@ -93,8 +95,9 @@ absl::StatusOr<ConnectArgs> ConnectArgsFromJson(const json& j) {
         Get(j, "reconnect_delay", &a.reconnect_delay), Get(j, "ctrl_loss_tmo", &a.ctrl_loss_tmo),
         Get(j, "fast_io_fail_tmo", &a.fast_io_fail_tmo), Get(j, "hdr_digest", &a.hdr_digest),
         Get(j, "data_digest", &a.data_digest)}) {
-    if (!s.ok())
+    if (!s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("bad connect request: ", s.message()));
+    }
   }
   if (a.transport != "tcp") {
     return absl::InvalidArgumentError(

@@ -87,8 +87,9 @@ absl::StatusOr<State> ParseState(std::string_view text, const std::string& origi
           if (!s.ok()) return absl::DataLossError(absl::StrCat(where, s.message()));
         }
         if (auto id = d.find("stable_id"); id != d.end()) {
-          if (!id->is_string())
+          if (!id->is_string()) {
             return absl::DataLossError(absl::StrCat(where, "stable_id is not a string"));
+          }
           dev.stable_id = id->get<std::string>();
         }
         rec.devices.push_back(std::move(dev));

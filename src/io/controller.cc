@@ -373,8 +373,9 @@ void Controller::SubmitAer() {
 
 absl::Status NoUsableNamespaces(const std::string& subnqn,
                                 const std::vector<RefusedNamespace>& refused) {
-  if (refused.empty())
+  if (refused.empty()) {
     return absl::NotFoundError(absl::StrCat(subnqn, " has no active namespaces"));
+  }
   std::string why = absl::StrCat(subnqn, " has no usable namespaces");
   for (const RefusedNamespace& r : refused) {
     absl::StrAppend(&why, "; namespace ", r.nsid, ": ", r.why.message());

@@ -63,6 +63,19 @@ ConnectionOptions Opts(uint16_t port, int64_t timeout_ns = 2'000'000'000) {
   return o;
 }
 
+// The peer side: accepts one connection and reads the host's ICReq (128 bytes) into `icreq`;
+// returns the connection's fd and how much was read in `*got`.
+int AcceptAndReadIcReq(Listener& l, uint8_t (&icreq)[128], size_t* got) {
+  const int fd = ::accept(l.fd.get(), nullptr, nullptr);
+  *got = 0;
+  while (fd >= 0 && *got < sizeof(icreq)) {
+    const ssize_t n = ::recv(fd, icreq + *got, sizeof(icreq) - *got, 0);
+    if (n <= 0) break;
+    *got += static_cast<size_t>(n);
+  }
+  return fd;
+}
+
 void RunUntilClosed(Reactor& r, Observer& obs, int64_t limit_ns = 5'000'000'000) {
   const int64_t start = MonotonicNanos();
   while (obs.closed == 0 && MonotonicNanos() - start < limit_ns) r.RunOnce(50'000'000);
@@ -110,14 +123,9 @@ TEST(TcpConnection, DrippingTargetCostsTheConnectTimeoutOnly) {
   Listener l;
   std::atomic<bool> closed_seen{false};
   std::thread peer([&] {
-    int fd = ::accept(l.fd.get(), nullptr, nullptr);
     uint8_t req[128];
     size_t got = 0;
-    while (got < sizeof(req)) {
-      ssize_t n = ::recv(fd, req + got, sizeof(req) - got, 0);
-      if (n <= 0) break;
-      got += static_cast<size_t>(n);
-    }
+    const int fd = AcceptAndReadIcReq(l, req, &got);
     uint8_t resp[128];
     const uint32_t len = tcp::EncodeIcResp(resp, 0, 0, 65536);
     for (uint32_t i = 0; i < len; ++i) {
@@ -151,14 +159,9 @@ TEST(TcpConnection, DrippingTargetCostsTheConnectTimeoutOnly) {
 TEST(TcpConnection, TargetClosingDuringIcReq) {
   Listener l;
   std::thread peer([&] {
-    int fd = ::accept(l.fd.get(), nullptr, nullptr);
     uint8_t buf[128];
     size_t got = 0;
-    while (got < sizeof(buf)) {
-      ssize_t n = ::recv(fd, buf + got, sizeof(buf) - got, 0);
-      if (n <= 0) break;
-      got += static_cast<size_t>(n);
-    }
+    const int fd = AcceptAndReadIcReq(l, buf, &got);
     EXPECT_EQ(got, 128u);
     EXPECT_EQ(buf[0], 0x00);  // ICReq
     ::close(fd);
@@ -179,14 +182,10 @@ TEST(TcpConnection, MalformedIcRespGetsTermReqAndDataLoss) {
   Listener l;
   std::vector<uint8_t> termreq;
   std::thread peer([&] {
-    int fd = ::accept(l.fd.get(), nullptr, nullptr);
-    uint8_t buf[256];
+    uint8_t icreq[128];
     size_t got = 0;
-    while (got < 128) {
-      ssize_t n = ::recv(fd, buf + got, 128 - got, 0);
-      if (n <= 0) break;
-      got += static_cast<size_t>(n);
-    }
+    const int fd = AcceptAndReadIcReq(l, icreq, &got);
+    uint8_t buf[256];
     uint8_t resp[tcp::kMaxHeaderBytes];
     tcp::EncodeIcResp(resp, 0, 0, 1000);  // MAXH2CDATA below 4096
     EXPECT_EQ(::send(fd, resp, 128, 0), 128);
