@@ -46,6 +46,15 @@ function(nvmf_ublk_test name)
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE nvmf_ublk_options nvmf_ublk_testing ${ARG_DEPS}
                         GTest::gmock GTest::gtest_main)
+  if(NOT ARG_LABELS MATCHES "guest|fuzz")
+    set_property(GLOBAL APPEND PROPERTY NVMF_UBLK_HOST_TEST_TARGETS ${name})
+  endif()
+  if(NOT NVMF_UBLK_HOST_TESTS AND NOT ARG_LABELS MATCHES "guest|fuzz")
+    # A tree for the guest tests only (tools/check runs unit and integration tests in its
+    # sanitizer trees): the target exists but is neither built by default nor registered.
+    set_target_properties(${name} PROPERTIES EXCLUDE_FROM_ALL ON)
+    return()
+  endif()
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
 endfunction()
