@@ -41,6 +41,9 @@ struct DaemonOptions {
   int reactors = 0;                    // 0: online CPUs
   uint32_t max_io_bytes = 512 * 1024;  // per-tag buffer of each ublk queue
   uint32_t max_queue_depth = 128;      // ublk tags per queue
+  // A command unanswered this long is aborted, and its queue reset if the Abort is not answered
+  // within min(5 s, this): the kernel host's nvme_core.io_timeout, per daemon.
+  double io_timeout_s = 30;
   std::string ublk_control = ublk::kControlPath;
 };
 

@@ -85,6 +85,11 @@ int main(int argc, char** argv) {
   app.add_option("--reactors", opts.reactors, "I/O reactor threads (default: online CPUs)");
   app.add_option("--max-io-bytes", opts.max_io_bytes, "largest I/O per request (tag buffer)")
       ->capture_default_str();
+  app.add_option("--io-timeout", opts.io_timeout_s,
+                 "seconds a command may go unanswered before it is aborted and, if the Abort "
+                 "is not answered either, its connection reset (nvme_core.io_timeout)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
   app.add_option("--handover-timeout", handover_s,
                  "seconds SIGTERM waits for I/O at the targets before exiting")
       ->capture_default_str()

@@ -16,7 +16,7 @@ set(NVMF_UBLK_RUN_GUEST ${CMAKE_CURRENT_LIST_DIR}/run-guest)
 #                      SCRIPT <t_x.sh>... | COMMAND <cmd> [<arg>...]
 #                      [TIMEOUT <s>] [ENV <VAR=VALUE>...] [HOSTFWD <hostport:guestport>...]
 #                      [MEM <size>] [CPUS <n>] [LABELS <label>...] [SYSTEMD]
-#                      [KERNEL_SUITE <suite>])
+#                      [KERNEL_SUITE <suite>] [HOST_WRAPPER <cmd> [<arg>...]])
 # One ctest entry = one guest boot (~5-7 s).
 #   SCRIPT   guest test scripts (relative to the calling CMakeLists' folder), run in that one boot by
 #            tests/guest/suite: per-test PASS/FAIL/SKIP lines, a reset between scripts.
@@ -26,6 +26,9 @@ set(NVMF_UBLK_RUN_GUEST ${CMAKE_CURRENT_LIST_DIR}/run-guest)
 #            ends with the runner's rc 124 and the kernel console tail in the log.
 #   KERNEL_SUITE  boot the newest kernel of another Debian suite (e.g. trixie-backports, for
 #            features 6.12 lacks), fetched into the same cache on first use (label `kernel-<suite>`).
+#   HOST_WRAPPER  a command (and its arguments) that runs on the host around the guest: it gets the
+#            runner's whole command line after its own arguments, e.g. to start peers on the host
+#            first (the guest reaches the host as 10.0.2.2) and check them after.
 #   SYSTEMD  boot systemd as PID 1 (run-guest --systemd; label `systemd` added): the test runs as
 #            run-guest-test.service and may end with guest_poweroff; the journal is left in
 #            <out>/journal.log and <out>/shutdown-journal.log (tests/guest/README.md).
@@ -34,7 +37,7 @@ set(NVMF_UBLK_RUN_GUEST ${CMAKE_CURRENT_LIST_DIR}/run-guest)
 # read-write, where the suite leaves <test>.log and tests leave artefacts.
 function(nvmf_ublk_guest_test)
   cmake_parse_arguments(ARG "SYSTEMD" "NAME;TIMEOUT;MEM;CPUS;KERNEL_SUITE"
-                        "SCRIPT;COMMAND;ENV;HOSTFWD;LABELS" ${ARGN})
+                        "SCRIPT;COMMAND;ENV;HOSTFWD;LABELS;HOST_WRAPPER" ${ARGN})
   if(NOT ARG_NAME)
     message(FATAL_ERROR "nvmf_ublk_guest_test: NAME is required")
   endif()
@@ -83,9 +86,11 @@ function(nvmf_ublk_guest_test)
       list(APPEND scripts ${s})
     endforeach()
     add_test(NAME ${ARG_NAME}
-             COMMAND ${NVMF_UBLK_RUN_GUEST} ${args} -s ${NVMF_UBLK_GUEST_DIR}/suite ${scripts})
+             COMMAND ${ARG_HOST_WRAPPER} ${NVMF_UBLK_RUN_GUEST} ${args}
+                     -s ${NVMF_UBLK_GUEST_DIR}/suite ${scripts})
   else()
-    add_test(NAME ${ARG_NAME} COMMAND ${NVMF_UBLK_RUN_GUEST} ${args} -- ${ARG_COMMAND})
+    add_test(NAME ${ARG_NAME}
+             COMMAND ${ARG_HOST_WRAPPER} ${NVMF_UBLK_RUN_GUEST} ${args} -- ${ARG_COMMAND})
   endif()
   set_tests_properties(${ARG_NAME} PROPERTIES
     LABELS "guest;${ARG_LABELS}"

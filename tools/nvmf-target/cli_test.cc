@@ -233,6 +233,8 @@ TEST(CliTest, ControlCommands) {
   auto status = RunControlCommand(target, "status", &quit);
   ASSERT_THAT(status, IsOk());
   EXPECT_THAT(*status, HasSubstr("namespace nqn.2026-01.io.nvmf-ublk:ctl 1"));
+  EXPECT_THAT(*status, HasSubstr("transport accepted 0 capsules 0 term-reqs 0 malice 0 "
+                                 "host-term-reqs 0 last-host-fes 0"));
   EXPECT_THAT(RunControlCommand(target, "ana 1 1 optimized", &quit),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no port 1")));
   EXPECT_THAT(RunControlCommand(target, "ana #0 1 weird", &quit),
