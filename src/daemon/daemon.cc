@@ -240,6 +240,12 @@ absl::StatusOr<std::unique_ptr<Daemon::Device>> Daemon::CreateDevice(Conn* conn,
                                             static_cast<uint32_t>(conn->args.queue_size) - 1);
   const ublk::DeviceParams params = multipath::DeviceParamsFor(
       ctrl->info(), ns.info, ctrl->max_transfer_bytes(), options_.max_io_bytes);
+  if (params.max_transfer_bytes == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("namespace ", ns.nsid, ": its ", ns.info.lba_bytes,
+                     "-byte logical block is larger than one request can carry (--max-io-bytes ",
+                     options_.max_io_bytes, ")"));
+  }
   dev->path = std::make_unique<multipath::ControllerPath>(ctrl, ns.nsid);
   dev->head = std::make_unique<multipath::NamespaceHead>(
       absl::StrCat(ctrl->name(), "/ns", ns.nsid), std::vector<multipath::Path*>{dev->path.get()},

@@ -413,12 +413,8 @@ void Controller::IdentifyNamespace(size_t index) {
   Step("Identify Namespace", nvme::BuildIdentify(nvme::IdentifyCns::kNamespace, nsid),
        identify_buf_, sizeof(identify_buf_), [this, index, nsid](const IoResult&) {
          auto ns = nvme::ParseIdentifyNamespace(identify_buf_, sizeof(identify_buf_));
-         absl::Status refused = ns.status();
-         if (ns.ok() && ns->inactive() && (ns->ncap != 0 || ns->nuse != 0)) {
-           refused = absl::DataLossError(absl::StrCat(
-               "Identify Namespace: NSZE 0 (no blocks) with NCAP ", ns->ncap, " and NUSE ",
-               ns->nuse, " (an active namespace needs NSZE >= NCAP >= NUSE)"));
-         }
+         absl::Status refused =
+             ns.ok() ? nvme::CheckNamespaceServable(*ns, max_transfer_) : ns.status();
          if (!refused.ok()) {
            // One namespace the host cannot map does not take the others down with it.
            NLOG(ERROR) << name() << ": namespace " << nsid << " refused: " << refused.message();

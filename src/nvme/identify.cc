@@ -179,6 +179,23 @@ uint64_t MaxTransferBytes(const ControllerInfo& info, uint32_t mpsmin_bytes) {
   return mps << info.mdts;
 }
 
+absl::Status CheckNamespaceServable(const NamespaceInfo& ns, uint64_t max_transfer_bytes) {
+  if (ns.inactive()) {
+    if (ns.ncap != 0 || ns.nuse != 0) {
+      return absl::DataLossError(absl::StrCat("Identify Namespace: NSZE 0 (no blocks) with NCAP ",
+                                              ns.ncap, " and NUSE ", ns.nuse,
+                                              " (an active namespace needs NSZE >= NCAP >= NUSE)"));
+    }
+    return absl::OkStatus();
+  }
+  if (max_transfer_bytes != 0 && ns.lba_bytes > max_transfer_bytes) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "its ", ns.lba_bytes, "-byte logical block is larger than the controller's ",
+        max_transfer_bytes, "-byte maximum transfer (MDTS): no command could move one block"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ControllerInfo> ParseIdentifyController(const uint8_t* data, size_t len) {
   if (data == nullptr) len = 0;
   RETURN_IF_ERROR(CheckLength(len, sizeof(nvme_id_ctrl), "Identify Controller"));

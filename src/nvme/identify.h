@@ -147,6 +147,12 @@ struct NamespaceInfo {
 // inactive namespace (NSZE 0) is accepted without checking its format.
 absl::StatusOr<NamespaceInfo> ParseIdentifyNamespace(const uint8_t* data, size_t len);
 
+// Whether a host can serve a parsed namespace: kDataLoss for NSZE 0 with a nonzero NCAP or NUSE
+// (an active namespace needs NSZE >= NCAP >= NUSE), kFailedPrecondition for a logical block larger
+// than the controller's maximum transfer (`max_transfer_bytes` from MaxTransferBytes; 0 = no
+// limit), which no command could move. OK for an inactive namespace (all zeroes).
+absl::Status CheckNamespaceServable(const NamespaceInfo& ns, uint64_t max_transfer_bytes);
+
 // Namespace identifiers (Base 2.0 §5.17.2.3, Figure 279).
 struct NamespaceIds {
   std::optional<std::array<uint8_t, 8>> eui64;

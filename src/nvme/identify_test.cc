@@ -235,6 +235,24 @@ TEST(IdentifyController, RejectsTruncated) {
   EXPECT_THAT(ParseIdentifyController(nullptr, 4096), StatusIs(absl::StatusCode::kDataLoss));
 }
 
+TEST(IdentifyNamespace, CheckNamespaceServable) {
+  NamespaceInfo ns;
+  EXPECT_TRUE(CheckNamespaceServable(ns, 8192).ok());  // inactive: all zeroes
+  ns.ncap = 5;
+  EXPECT_EQ(CheckNamespaceServable(ns, 0).code(), absl::StatusCode::kDataLoss);
+  ns = NamespaceInfo{};
+  ns.nsze = ns.ncap = 1024;
+  ns.lba_bytes = 65536;
+  EXPECT_TRUE(CheckNamespaceServable(ns, 0).ok());  // MDTS 0: no limit
+  EXPECT_TRUE(CheckNamespaceServable(ns, 65536).ok());
+  const absl::Status s = CheckNamespaceServable(ns, 8192);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("65536-byte logical block is larger than the controller's "
+                             "8192-byte maximum transfer (MDTS)"),
+            std::string::npos)
+      << s;
+}
+
 TEST(IdentifyController, MaxTransferBytes) {
   ControllerInfo c;
   EXPECT_EQ(MaxTransferBytes(c, 4096), 0u);  // MDTS 0: no limit

@@ -649,11 +649,10 @@ std::string Target::DescribeState() const {
   size_t live = 0;
   for (const auto& c : conns_) live += c->done() ? 0 : 1;
   os << "connections " << live << " discovery-generation " << genctr_.load() << "\n";
-  os << "transport accepted " << stats_.connections.load() << " capsules "
-     << stats_.capsules.load() << " term-reqs " << stats_.term_reqs.load() << " malice "
-     << stats_.malice.load() << " host-term-reqs " << stats_.host_term_reqs.load()
-     << " last-host-fes " << stats_.last_host_fes.load() << " last-host-fei "
-     << stats_.last_host_fei.load() << "\n";
+  os << "transport accepted " << stats_.connections.load() << " capsules " << stats_.capsules.load()
+     << " term-reqs " << stats_.term_reqs.load() << " malice " << stats_.malice.load()
+     << " host-term-reqs " << stats_.host_term_reqs.load() << " last-host-fes "
+     << stats_.last_host_fes.load() << " last-host-fei " << stats_.last_host_fei.load() << "\n";
   return os.str();
 }
 
