@@ -39,6 +39,44 @@ const char* Controller::ToString(int state) {
   return "?";
 }
 
+const char* Controller::ToString(BringUpStep step) {
+  switch (step) {
+    case BringUpStep::kIdle:
+      return "idle";
+    case BringUpStep::kAdminConnect:
+      return "admin-connect";
+    case BringUpStep::kReadCap:
+      return "read-cap";
+    case BringUpStep::kReadVersion:
+      return "read-version";
+    case BringUpStep::kEnable:
+      return "enable";
+    case BringUpStep::kWaitReady:
+      return "wait-ready";
+    case BringUpStep::kIdentifyController:
+      return "identify-controller";
+    case BringUpStep::kSetQueueCount:
+      return "set-queue-count";
+    case BringUpStep::kConfigureEvents:
+      return "configure-events";
+    case BringUpStep::kListNamespaces:
+      return "list-namespaces";
+    case BringUpStep::kIdentifyNamespace:
+      return "identify-namespace";
+    case BringUpStep::kConnectIoQueues:
+      return "connect-io-queues";
+    case BringUpStep::kDone:
+      return "done";
+  }
+  return "?";
+}
+
+void Controller::SetStep(BringUpStep step) {
+  if (step == step_) return;
+  NLOG(DEBUG) << name() << ": bring-up " << ToString(step_) << " -> " << ToString(step);
+  step_ = step;
+}
+
 Controller::Controller(ControllerOptions options, Reactor* admin_reactor,
                        std::vector<Reactor*> io_reactors, ControllerListener* listener)
     : options_(std::move(options)),
@@ -134,6 +172,7 @@ ConnectionOptions Controller::MakeConnectionOptions(uint16_t qid, uint16_t queue
 
 void Controller::Connect() {
   ++epoch_;
+  SetStep(BringUpStep::kAdminConnect);
   dead_admins_.clear();
   admin_ =
       std::make_unique<TcpConnection>(admin_reactor_, MakeConnectionOptions(0, kAdminQueueSize),
@@ -184,7 +223,17 @@ void Controller::Step(const char* what, const nvme::Sqe& sqe, void* data, uint32
 
 void Controller::FailBringUp(const char* what, const IoResult& r) { FailBringUp(r.ToStatus(what)); }
 
-void Controller::FailBringUp(const absl::Status& why) {
+absl::Status Controller::StopBringUp(const absl::Status& status) {
+  const BringUpStep at = step_;
+  SetStep(BringUpStep::kIdle);
+  if (at == BringUpStep::kIdle || at == BringUpStep::kDone || status.ok()) return status;
+  // Which step stopped it, for the log and for the user's error line.
+  return absl::Status(status.code(),
+                      absl::StrCat(status.message(), " (bring-up step ", ToString(at), ")"));
+}
+
+void Controller::FailBringUp(const absl::Status& status) {
+  const absl::Status why = StopBringUp(status);
   if (ever_live_ || options_.retry_initial_connect) {
     ErrorRecovery(why);
     return;
@@ -204,6 +253,7 @@ void Controller::OnConnectionLive(TcpConnection* conn) {
 }
 
 void Controller::ReadCap() {
+  SetStep(BringUpStep::kReadCap);
   Step("Property Get CAP", nvme::BuildPropertyGet(nvme::Property::kCap), nullptr, 0,
        [this](const IoResult& r) {
          cap_ = uint64_t{r.dw0} | (uint64_t{r.dw1} << 32);
@@ -215,6 +265,7 @@ void Controller::ReadCap() {
                "entries): refusing it")));
            return;
          }
+         SetStep(BringUpStep::kReadVersion);
          Step("Property Get VS", nvme::BuildPropertyGet(nvme::Property::kVs), nullptr, 0,
               [this](const IoResult& vs) {
                 vs_ = vs.dw0;
@@ -224,6 +275,7 @@ void Controller::ReadCap() {
 }
 
 void Controller::EnableController() {
+  SetStep(BringUpStep::kEnable);
   // 4 KiB memory pages (MPS 0), NVM command set, 64-byte SQEs and 16-byte CQEs.
   cc_ = nvme::kCcEnable | nvme::kCcCssNvm | nvme::kCcIosqes | nvme::kCcIocqes;
   Step("Property Set CC", nvme::BuildPropertySet(nvme::Property::kCc, cc_), nullptr, 0,
@@ -235,6 +287,7 @@ void Controller::EnableController() {
 }
 
 void Controller::WaitReady(int64_t deadline_ns) {
+  SetStep(BringUpStep::kWaitReady);
   Step(
       "Property Get CSTS", nvme::BuildPropertyGet(nvme::Property::kCsts), nullptr, 0,
       [this, deadline_ns](const IoResult& r) {
@@ -261,6 +314,7 @@ void Controller::WaitReady(int64_t deadline_ns) {
 }
 
 void Controller::IdentifyController() {
+  SetStep(BringUpStep::kIdentifyController);
   Step("Identify Controller", nvme::BuildIdentify(nvme::IdentifyCns::kController, 0), identify_buf_,
        sizeof(identify_buf_), [this](const IoResult&) {
          auto info = nvme::ParseIdentifyController(identify_buf_, sizeof(identify_buf_));
@@ -291,6 +345,7 @@ void Controller::IdentifyController() {
 }
 
 void Controller::SetQueueCount() {
+  SetStep(BringUpStep::kSetQueueCount);
   uint32_t want =
       options_.nr_io_queues ? options_.nr_io_queues : static_cast<uint32_t>(io_reactors_.size());
   want = std::min<uint32_t>(want, static_cast<uint32_t>(io_reactors_.size()));
@@ -317,6 +372,7 @@ void Controller::SetQueueCount() {
 }
 
 void Controller::ConfigureEvents() {
+  SetStep(BringUpStep::kConfigureEvents);
   uint32_t aec = 0;
   if (options_.discovery) {
     aec = nvme::kAecDiscoveryLogChange;
@@ -384,6 +440,7 @@ absl::Status NoUsableNamespaces(const std::string& subnqn,
 }
 
 void Controller::IdentifyNamespaces() {
+  SetStep(BringUpStep::kListNamespaces);
   Step("Identify (Active Namespace List)",
        nvme::BuildIdentify(nvme::IdentifyCns::kActiveNamespaceList, 0), identify_buf_,
        sizeof(identify_buf_), [this](const IoResult&) {
@@ -410,6 +467,7 @@ void Controller::IdentifyNamespace(size_t index) {
     return;
   }
   const uint32_t nsid = nsids_[index];
+  SetStep(BringUpStep::kIdentifyNamespace);
   Step("Identify Namespace", nvme::BuildIdentify(nvme::IdentifyCns::kNamespace, nsid),
        identify_buf_, sizeof(identify_buf_), [this, index, nsid](const IoResult&) {
          auto ns = nvme::ParseIdentifyNamespace(identify_buf_, sizeof(identify_buf_));
@@ -464,6 +522,7 @@ void Controller::ForEachQueue(const std::function<void(IoQueue*)>& fn) {
 }
 
 void Controller::ConnectIoQueues() {
+  SetStep(BringUpStep::kConnectIoQueues);
   io_live_ = 0;
   if (io_queues_.empty()) {
     BecomeLive();
@@ -526,6 +585,7 @@ void Controller::OnIoQueueClosed(uint16_t qid, uint64_t, const absl::Status& why
 }
 
 void Controller::BecomeLive() {
+  SetStep(BringUpStep::kDone);
   ever_live_ = true;
   lost_at_ns_ = 0;
   if (fast_fail_timer_) {
@@ -610,12 +670,13 @@ bool Controller::AllClosed() const {
   return std::none_of(io_open_.begin(), io_open_.end(), [](bool b) { return b; });
 }
 
-void Controller::ErrorRecovery(const absl::Status& why) {
+void Controller::ErrorRecovery(const absl::Status& status) {
   if (state_ == kResetting || state_ == kDeleting || state_ == kDeleted || state_ == kNew) return;
   if (!ever_live_ && !options_.retry_initial_connect) {
-    FailBringUp(why);
+    FailBringUp(status);
     return;
   }
+  const absl::Status why = StopBringUp(status);
   if (lost_at_ns_ == 0) lost_at_ns_ = MonotonicNanos();
   SetState(kResetting, why);
   // fast_io_fail_tmo runs from the loss; once it expired, I/O keeps failing fast until the
@@ -701,6 +762,7 @@ void Controller::Shutdown(std::function<void()> done) {
   }
   delete_reason_ = absl::OkStatus();
   const bool orderly = state_ == kLive && admin_ && admin_->live();
+  SetStep(BringUpStep::kIdle);
   SetState(kDeleting);
   if (!orderly) {
     CloseAll(absl::CancelledError("controller shut down"));

@@ -102,6 +102,24 @@ class Controller final : private ConnectionObserver {
  public:
   enum State { kNew, kConnecting, kLive, kResetting, kDeleting, kDeleted };
   static const char* ToString(int state);
+  // Where an association's bring-up is (kConnecting), in the order the steps run. SetStep logs
+  // every change (old -> new, at debug level); a bring-up that fails names the step it stopped at.
+  enum class BringUpStep {
+    kIdle,                // not connecting
+    kAdminConnect,        // TCP connect, ICReq/ICResp, Fabrics Connect of the admin queue
+    kReadCap,             // Property Get CAP
+    kReadVersion,         // Property Get VS
+    kEnable,              // Property Set CC.EN
+    kWaitReady,           // Property Get CSTS until RDY (CAP.TO)
+    kIdentifyController,  // Identify CNS 01h
+    kSetQueueCount,       // Set Features, Number of Queues
+    kConfigureEvents,     // Set Features, Asynchronous Event Configuration; AERs
+    kListNamespaces,      // Identify CNS 02h
+    kIdentifyNamespace,   // Identify CNS 00h and 03h, per namespace
+    kConnectIoQueues,     // TCP + Fabrics Connect of each I/O queue
+    kDone,                // live
+  };
+  static const char* ToString(BringUpStep step);
   using AdminCallback = std::function<void(const IoResult&)>;
 
   Controller(ControllerOptions options, Reactor* admin_reactor, std::vector<Reactor*> io_reactors,
@@ -115,7 +133,7 @@ class Controller final : private ConnectionObserver {
   // Orderly shutdown (CC.SHN when possible), then kDeleted; `done` runs on the admin reactor.
   void Shutdown(std::function<void()> done);
   // The error funnel: tears down the association and reconnects (see above).
-  void ErrorRecovery(const absl::Status& why);
+  void ErrorRecovery(const absl::Status& status);
 
   // Admin command; the callback gets -ENOTCONN when the admin queue is not connected. A command
   // not answered within `timeout_ns` (default admin_timeout; 0 = never, for AERs) triggers error
@@ -127,6 +145,8 @@ class Controller final : private ConnectionObserver {
       std::function<void(absl::StatusOr<std::vector<nvme::DiscoveryEntry>>)> done);
 
   State state() const { return state_; }
+  // Admin reactor only.
+  BringUpStep bring_up_step() const { return step_; }
   const ControllerOptions& options() const { return options_; }
   const std::string& name() const { return options_.name; }
   // Any thread (the daemon lists them from its control thread).
@@ -197,6 +217,9 @@ class Controller final : private ConnectionObserver {
   void CloseAll(const absl::Status& why);
   void ForEachQueue(const std::function<void(IoQueue*)>& fn);
   void WaitShutdown(int64_t deadline_ns);
+  void SetStep(BringUpStep step);
+  // Back to kIdle; `status` with the step it stopped at appended (unchanged when none was running).
+  absl::Status StopBringUp(const absl::Status& status);
   void FailBringUp(const char* what, const IoResult& r);
   void FailBringUp(const absl::Status& why);
   ConnectionOptions MakeConnectionOptions(uint16_t qid, uint16_t queue_size);
@@ -207,6 +230,7 @@ class Controller final : private ConnectionObserver {
   std::vector<Reactor*> io_reactors_;
   ControllerListener* listener_;
   State state_ = kNew;
+  BringUpStep step_ = BringUpStep::kIdle;
   uint64_t epoch_ = 0;
   bool ever_live_ = false;
   SocketAddress target_;

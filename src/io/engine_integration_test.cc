@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/testing/status_matchers.h"
 #include "base/unique_fd.h"
 #include "gmock/gmock.h"
@@ -31,6 +32,7 @@ namespace {
 
 using ::nvmf_ublk::testing::IsOk;
 using ::nvmf_ublk::testing::StatusIs;
+using ::testing::AllOf;
 using testing::Completions;
 using ::testing::HasSubstr;
 using testing::HostOptions;
@@ -454,11 +456,50 @@ TEST_F(ConnectErrorTest, WrongSubsystemNqnIsInvalidArgument) {
     target::Target target(OneNamespaceTarget(1 << 20));
     ASSERT_OK_AND_ASSIGN(std::vector<uint16_t> ports, target.Start());
     double seconds = 0;
-    EXPECT_THAT(
-        TryConnect(HostOptions(ports[0], "nqn.2026-01.io.nvmf-ublk:nope"), &seconds),
-        StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("Connect Invalid Parameters")));
+    EXPECT_THAT(TryConnect(HostOptions(ports[0], "nqn.2026-01.io.nvmf-ublk:nope"), &seconds),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         AllOf(HasSubstr("Connect Invalid Parameters"),
+                               HasSubstr("(bring-up step admin-connect)"))));
     EXPECT_LT(seconds, 2.0);
     EXPECT_EQ(target.LiveControllers(), 0u);
+  }
+  ExpectNothingLeaked();
+}
+
+// Bring-up is a sequence of named steps, each logged as "bring-up OLD -> NEW" at debug level,
+// so a log shows where a connect stopped; a live controller has finished them all.
+TEST_F(ConnectErrorTest, BringUpStepsAreLoggedInOrder) {
+  {
+    target::Target target(OneNamespaceTarget(1 << 20));
+    ASSERT_OK_AND_ASSIGN(std::vector<uint16_t> ports, target.Start());
+    std::mutex mu;
+    std::vector<std::string> steps;
+    const LogLevel level = MinLogLevel();
+    SetMinLogLevel(LogLevel::kDebug);
+    {
+      ScopedLogSink sink([&](LogLevel, std::string_view line) {
+        const size_t at = line.find(": bring-up ");
+        if (at == std::string_view::npos) return;
+        std::lock_guard<std::mutex> lock(mu);
+        steps.emplace_back(line.substr(at + 11));
+      });
+      ASSERT_OK_AND_ASSIGN(auto engine, Engine::Create(1));
+      ASSERT_OK_AND_ASSIGN(auto c, TestController::Connect(engine.get(), HostOptions(ports[0])));
+      EXPECT_EQ(c->controller()->bring_up_step(), Controller::BringUpStep::kDone);
+    }
+    SetMinLogLevel(level);
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_THAT(
+        steps,
+        ::testing::ElementsAre(
+            "idle -> admin-connect", "admin-connect -> read-cap", "read-cap -> read-version",
+            "read-version -> enable", "enable -> wait-ready", "wait-ready -> identify-controller",
+            "identify-controller -> set-queue-count", "set-queue-count -> configure-events",
+            "configure-events -> list-namespaces", "list-namespaces -> identify-namespace",
+            "identify-namespace -> connect-io-queues", "connect-io-queues -> done",
+            // The orderly shutdown at the end.
+            "done -> idle"))
+        << ::testing::PrintToString(steps);
   }
   ExpectNothingLeaked();
 }
@@ -473,7 +514,8 @@ TEST_F(ConnectErrorTest, CapMqesZeroIsRefusedClearly) {
     ASSERT_OK_AND_ASSIGN(std::vector<uint16_t> ports, target.Start());
     double seconds = 0;
     EXPECT_THAT(TryConnect(HostOptions(ports[0]), &seconds),
-                StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("CAP.MQES 0")));
+                StatusIs(absl::StatusCode::kFailedPrecondition,
+                         AllOf(HasSubstr("CAP.MQES 0"), HasSubstr("(bring-up step read-cap)"))));
     EXPECT_LT(seconds, 2.0);
   }
   ExpectNothingLeaked();
@@ -499,7 +541,9 @@ TEST_F(ConnectErrorTest, DiscoveryNqnWithoutDiscoveryIsInvalidArgument) {
     ASSERT_OK_AND_ASSIGN(std::vector<uint16_t> ports, target.Start());
     double seconds = 0;
     EXPECT_THAT(TryConnect(HostOptions(ports[0], nvme::kDiscoveryNqn), &seconds),
-                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("discovery controller")));
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         AllOf(HasSubstr("discovery controller"),
+                               HasSubstr("(bring-up step identify-controller)"))));
   }
   ExpectNothingLeaked();
 }
