@@ -1,4 +1,4 @@
-#include "io/testing/engine_harness.h"
+#include "tests/integration/engine_harness.h"
 
 #include <dirent.h>
 

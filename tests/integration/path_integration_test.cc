@@ -7,7 +7,7 @@
 #include "base/testing/status_matchers.h"
 #include "gtest/gtest.h"
 #include "io/engine.h"
-#include "io/testing/engine_harness.h"
+#include "tests/integration/engine_harness.h"
 #include "multipath/path.h"
 
 namespace nvmf_ublk::multipath {

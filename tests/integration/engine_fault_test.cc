@@ -10,7 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "io/engine.h"
-#include "io/testing/engine_harness.h"
+#include "tests/integration/engine_harness.h"
 #include "nvme/status.h"
 #include "tools/nvmf-target/target.h"
 
