@@ -8,6 +8,7 @@
 #include <sstream>
 #include <type_traits>
 
+#include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "base/status.h"
@@ -416,6 +417,23 @@ Sizes take K, M, G, T suffixes (powers of 1024).
 )";
 }
 
+namespace {
+
+// A bad value inside an option's callback: CLI11 reports it as "FLAG: MESSAGE".
+void Check(const std::string& flag, const absl::Status& s) {
+  if (s.ok()) return;
+  const std::string m(s.message());
+  if (m.rfind(flag, 0) == 0) throw CLI::ValidationError(m);  // it names the flag already
+  throw CLI::ValidationError(flag, m);
+}
+template <typename T>
+T Value(const std::string& flag, absl::StatusOr<T> v) {
+  Check(flag, v.status());
+  return *std::move(v);
+}
+
+}  // namespace
+
 absl::StatusOr<CliOptions> ParseCommandLine(const std::vector<std::string>& args) {
   CliOptions o;
   TargetConfig& c = o.config;
@@ -429,166 +447,139 @@ absl::StatusOr<CliOptions> ParseCommandLine(const std::vector<std::string>& args
     }
     return &c.subsystems[*current];
   };
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    std::string flag = arg, value;
-    bool has_inline = false;
-    if (arg.rfind("--", 0) == 0 && arg.find('=') != std::string::npos) {
-      flag = arg.substr(0, arg.find('='));
-      value = arg.substr(arg.find('=') + 1);
-      has_inline = true;
+
+  // CLI11 does the parsing; every option's callback runs as its occurrence is parsed
+  // (trigger_on_parse), so --ns, --host, ... apply to the --subsystem before them. --help prints
+  // UsageText(), which documents each flag with its sub-syntax (the descriptions here stay empty).
+  CLI::App app{"nvmf-target", "nvmf-target"};
+  app.set_help_flag();
+  // Each occurrence of OPTION calls fn(flag, value), in command-line order.
+  auto option = [&](const std::string& name, std::function<void(const std::string&)> fn) {
+    const std::string flag = name.substr(0, name.find(','));
+    app.add_option_function<std::string>(
+           name, [flag, fn](const std::string& v) { fn(v); }, "")
+        ->trigger_on_parse()
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  };
+  auto flag = [&](const std::string& name, std::function<void()> fn) {
+    app.add_flag_function(
+           name, [fn](std::int64_t) { fn(); }, "")
+        ->trigger_on_parse();
+  };
+  auto uint_option = [&](const std::string& name, auto* field, uint64_t max) {
+    option(name, [name, field, max](const std::string& v) {
+      *field = static_cast<std::remove_reference_t<decltype(*field)>>(
+          Value(name, ParseUint(v, name, max)));
+    });
+  };
+  auto size_option = [&](const std::string& name, uint32_t* field) {
+    option(name,
+           [name, field](const std::string& v) { *field = Value(name, ParseSize32(v, name)); });
+  };
+
+  flag("-h,--help", [&] { o.help = true; });
+  flag("-v", [&] { o.log_level = LogLevel::kDebug; });
+  option("--log-level", [&](const std::string& v) {
+    if (!ParseLogLevel(v, &o.log_level)) {
+      throw CLI::ValidationError("--log-level", absl::StrCat("unknown level '", v, "'"));
     }
-    // Fetches the flag's value (the next argument unless given as --flag=value).
-    auto next = [&]() -> absl::StatusOr<std::string> {
-      if (has_inline) return value;
-      if (i + 1 >= args.size()) {
-        return absl::InvalidArgumentError(absl::StrCat(flag, " needs a value"));
+  });
+  option("--listen", [&](const std::string& v) {
+    auto hp = Value("--listen", ParseHostPort(v));
+    PortConfig p;
+    p.address = hp.first;
+    p.port = hp.second;
+    c.ports.push_back(std::move(p));
+  });
+  option("--subsystem", [&](const std::string& v) {
+    Check("--subsystem", ValidateNqn(v));
+    c.subsystems.push_back(SubsystemConfig{});
+    c.subsystems.back().nqn = v;
+    current = c.subsystems.size() - 1;
+  });
+  option("--ns", [&](const std::string& v) {
+    subsystem()->namespaces.push_back(Value("--ns", ParseNamespaceSpec(v)));
+  });
+  option("--host", [&](const std::string& v) {
+    Check("--host", ValidateNqn(v));
+    subsystem()->allowed_hosts.push_back(v);
+  });
+  option("--serial", [&](const std::string& v) {
+    if (v.size() > 20) throw CLI::ValidationError("--serial", "at most 20 characters");
+    subsystem()->serial = v;
+  });
+  option("--model", [&](const std::string& v) {
+    if (v.size() > 40) throw CLI::ValidationError("--model", "at most 40 characters");
+    subsystem()->model = v;
+  });
+  option("--subsys-port", [&](const std::string& v) {
+    subsystem()->ports.push_back(
+        static_cast<size_t>(Value("--subsys-port", ParseUint(v, "--subsys-port", 1024))));
+  });
+  option("--referral", [&](const std::string& v) {
+    const std::vector<std::string> parts = Split(v, ',');
+    auto hp = Value("--referral", ParseHostPort(parts[0]));
+    ReferralConfig r;
+    r.address = hp.first;
+    r.port = hp.second;
+    for (size_t k = 1; k < parts.size(); ++k) {
+      if (parts[k].rfind("portid=", 0) != 0) {
+        throw CLI::ValidationError("--referral",
+                                   absl::StrCat("unknown option '", parts[k], "' (portid=N)"));
       }
-      return args[++i];
-    };
-    auto with_flag = [&](const absl::Status& s) {
-      return absl::InvalidArgumentError(absl::StrCat(flag, ": ", s.message()));
-    };
-    // --flag SIZE and --flag N into a field of any unsigned type.
-    auto size_flag = [&](uint32_t* field) -> absl::Status {
-      ASSIGN_OR_RETURN(const std::string v, next());
-      ASSIGN_OR_RETURN(*field, ParseSize32(v, flag));
-      return absl::OkStatus();
-    };
-    auto uint_flag = [&](auto* field, uint64_t max) -> absl::Status {
-      ASSIGN_OR_RETURN(const std::string v, next());
-      ASSIGN_OR_RETURN(const uint64_t n, ParseUint(v, flag, max));
-      *field = static_cast<std::remove_reference_t<decltype(*field)>>(n);
-      return absl::OkStatus();
-    };
-    if (flag == "-h" || flag == "--help") {
-      o.help = true;
-    } else if (flag == "-v") {
-      o.log_level = LogLevel::kDebug;
-    } else if (flag == "--log-level") {
-      ASSIGN_OR_RETURN(const std::string v, next());
-      if (!ParseLogLevel(v, &o.log_level)) {
-        return absl::InvalidArgumentError(absl::StrCat(flag, ": unknown level '", v, "'"));
-      }
-    } else if (flag == "--listen") {
-      ASSIGN_OR_RETURN(const std::string v, next());
-      auto hp = ParseHostPort(v);
-      if (!hp.ok()) return with_flag(hp.status());
-      PortConfig p;
-      p.address = hp->first;
-      p.port = hp->second;
-      c.ports.push_back(std::move(p));
-    } else if (flag == "--subsystem") {
-      ASSIGN_OR_RETURN(const std::string v, next());
-      if (absl::Status s = ValidateNqn(v); !s.ok()) return with_flag(s);
-      c.subsystems.push_back(SubsystemConfig{});
-      c.subsystems.back().nqn = v;
-      current = c.subsystems.size() - 1;
-    } else if (flag == "--ns") {
-      ASSIGN_OR_RETURN(const std::string v, next());
-      auto ns = ParseNamespaceSpec(v);
-      if (!ns.ok()) return ns.status();
-      subsystem()->namespaces.push_back(*ns);
-    } else if (flag == "--host") {
-      ASSIGN_OR_RETURN(const std::string v, next());
-      if (absl::Status s = ValidateNqn(v); !s.ok()) return with_flag(s);
-      subsystem()->allowed_hosts.push_back(v);
-    } else if (flag == "--serial") {
-      ASSIGN_OR_RETURN(const std::string v, next());
-      if (v.size() > 20) return absl::InvalidArgumentError("--serial: at most 20 characters");
-      subsystem()->serial = v;
-    } else if (flag == "--model") {
-      ASSIGN_OR_RETURN(const std::string v, next());
-      if (v.size() > 40) return absl::InvalidArgumentError("--model: at most 40 characters");
-      subsystem()->model = v;
-    } else if (flag == "--subsys-port") {
-      ASSIGN_OR_RETURN(const std::string v, next());
-      auto n = ParseUint(v, flag, 1024);
-      if (!n.ok()) return n.status();
-      subsystem()->ports.push_back(static_cast<size_t>(*n));
-    } else if (flag == "--referral") {
-      ASSIGN_OR_RETURN(const std::string v, next());
-      std::vector<std::string> parts = Split(v, ',');
-      auto hp = ParseHostPort(parts[0]);
-      if (!hp.ok()) return with_flag(hp.status());
-      ReferralConfig r;
-      r.address = hp->first;
-      r.port = hp->second;
-      for (size_t k = 1; k < parts.size(); ++k) {
-        if (parts[k].rfind("portid=", 0) != 0) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(flag, ": unknown option '", parts[k], "' (portid=N)"));
-        }
-        auto n = ParseUint(parts[k].substr(7), flag + " portid", 0xFFFF);
-        if (!n.ok()) return n.status();
-        r.port_id = static_cast<uint16_t>(*n);
-      }
-      c.referrals.push_back(r);
-    } else if (flag == "--ana") {
-      ASSIGN_OR_RETURN(const std::string v, next());
-      const std::vector<std::string> parts = Split(v, ':');
-      if (parts.size() != 3) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(flag, ": '", v, "' is not PORT:GROUP:STATE"));
-      }
-      auto ref = ParsePortRef(parts[0]);
-      if (!ref.ok()) return with_flag(ref.status());
-      auto group = ParseUint(parts[1], flag + " group", 0xFFFF);
-      if (!group.ok()) return group.status();
-      auto state = ParseAnaState(parts[2]);
-      if (!state) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(flag, ": unknown ANA state '", parts[2], "'"));
-      }
-      o.ana.emplace_back(*ref, static_cast<uint32_t>(*group), *state);
-    } else if (flag == "--queue-size") {
-      RETURN_IF_ERROR(uint_flag(&c.queue_size, 65535));
-    } else if (flag == "--max-io-queues") {
-      RETURN_IF_ERROR(uint_flag(&c.max_io_queues, 65534));
-    } else if (flag == "--in-capsule") {
-      RETURN_IF_ERROR(size_flag(&c.in_capsule_data));
-    } else if (flag == "--mdts") {
-      RETURN_IF_ERROR(uint_flag(&c.mdts, 255));
-    } else if (flag == "--no-vwc") {
-      c.volatile_write_cache = false;
-    } else if (flag == "--ana-group-max") {
-      RETURN_IF_ERROR(uint_flag(&c.ana_group_max, 65535));
-    } else if (flag == "--dmrl") {
-      RETURN_IF_ERROR(uint_flag(&c.dsm_range_limit, 255));
-    } else if (flag == "--dmrsl") {
-      RETURN_IF_ERROR(uint_flag(&c.dsm_range_size_limit, UINT32_MAX));
-    } else if (flag == "--cpda") {
-      RETURN_IF_ERROR(uint_flag(&c.transport.cpda, 31));
-    } else if (flag == "--maxh2cdata") {
-      RETURN_IF_ERROR(size_flag(&c.transport.maxh2cdata));
-    } else if (flag == "--r2t-chunk") {
-      RETURN_IF_ERROR(size_flag(&c.transport.r2t_chunk));
-    } else if (flag == "--max-r2t") {
-      RETURN_IF_ERROR(uint_flag(&c.transport.max_r2t, 65536));
-    } else if (flag == "--c2h-chunk") {
-      RETURN_IF_ERROR(size_flag(&c.transport.c2h_chunk));
-    } else if (flag == "--c2h-success") {
-      c.transport.c2h_success = true;
-    } else if (flag == "--no-header-digest") {
-      c.transport.allow_header_digest = false;
-    } else if (flag == "--no-data-digest") {
-      c.transport.allow_data_digest = false;
-    } else if (flag == "--fault") {
-      ASSIGN_OR_RETURN(const std::string v, next());
-      std::optional<PortRef> port;
-      auto f = ParseFaultSpec(v, &port);
-      if (!f.ok()) return with_flag(f.status());
-      if (port) {
-        o.port_faults.emplace_back(*port, *f);
-      } else {
-        c.fault = *f;
-      }
-    } else if (flag == "--control") {
-      ASSIGN_OR_RETURN(const std::string v, next());
-      o.control = v;
+      r.port_id = static_cast<uint16_t>(
+          Value("--referral", ParseUint(parts[k].substr(7), "portid", 0xFFFF)));
+    }
+    c.referrals.push_back(r);
+  });
+  option("--ana", [&](const std::string& v) {
+    const std::vector<std::string> parts = Split(v, ':');
+    if (parts.size() != 3) {
+      throw CLI::ValidationError("--ana", absl::StrCat("'", v, "' is not PORT:GROUP:STATE"));
+    }
+    const PortRef ref = Value("--ana", ParsePortRef(parts[0]));
+    const uint64_t group = Value("--ana", ParseUint(parts[1], "group", 0xFFFF));
+    std::optional<AnaState> state = ParseAnaState(parts[2]);
+    if (!state) {
+      throw CLI::ValidationError("--ana", absl::StrCat("unknown ANA state '", parts[2], "'"));
+    }
+    o.ana.emplace_back(ref, static_cast<uint32_t>(group), *state);
+  });
+  uint_option("--queue-size", &c.queue_size, 65535);
+  uint_option("--max-io-queues", &c.max_io_queues, 65534);
+  size_option("--in-capsule", &c.in_capsule_data);
+  uint_option("--mdts", &c.mdts, 255);
+  flag("--no-vwc", [&] { c.volatile_write_cache = false; });
+  uint_option("--ana-group-max", &c.ana_group_max, 65535);
+  uint_option("--dmrl", &c.dsm_range_limit, 255);
+  uint_option("--dmrsl", &c.dsm_range_size_limit, UINT32_MAX);
+  uint_option("--cpda", &c.transport.cpda, 31);
+  size_option("--maxh2cdata", &c.transport.maxh2cdata);
+  size_option("--r2t-chunk", &c.transport.r2t_chunk);
+  uint_option("--max-r2t", &c.transport.max_r2t, 65536);
+  size_option("--c2h-chunk", &c.transport.c2h_chunk);
+  flag("--c2h-success", [&] { c.transport.c2h_success = true; });
+  flag("--no-header-digest", [&] { c.transport.allow_header_digest = false; });
+  flag("--no-data-digest", [&] { c.transport.allow_data_digest = false; });
+  option("--fault", [&](const std::string& v) {
+    std::optional<PortRef> port;
+    FaultConfig f = Value("--fault", ParseFaultSpec(v, &port));
+    if (port) {
+      o.port_faults.emplace_back(*port, f);
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("unknown option '", arg, "' (see --help)"));
+      c.fault = f;
     }
+  });
+  option("--control", [&](const std::string& v) { o.control = v; });
+
+  // CLI11 wants argv order reversed in a vector.
+  std::vector<std::string> rev(args.rbegin(), args.rend());
+  try {
+    app.parse(rev);
+  } catch (const CLI::ExtrasError& e) {
+    return absl::InvalidArgumentError(absl::StrCat(e.what(), " (see --help)"));
+  } catch (const CLI::ParseError& e) {
+    return absl::InvalidArgumentError(e.what());
   }
   if (c.ports.empty()) {
     PortConfig p;
