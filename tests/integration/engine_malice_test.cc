@@ -17,9 +17,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "io/engine.h"
-#include "tests/integration/engine_harness.h"
 #include "nvme/commands.h"
 #include "nvme/log_pages.h"
+#include "tests/integration/engine_harness.h"
 #include "tools/nvmf-target/target.h"
 
 namespace nvmf_ublk::io {
@@ -179,6 +179,42 @@ INSTANTIATE_TEST_SUITE_P(
         Row{Malice::kTermReqMidData, std::nullopt, "C2HTermReq"},
         Row{Malice::kStallMidPdu, std::nullopt, "timeout"}),
     KindName<Row>);
+
+// The same violation again and again (malice-times 3, each after a few commands of a fresh
+// connection; one queue with one request in flight, so that each violation has a connection of its
+// own): three detections, three H2CTermReqs, three reconnects, and still no request lost, failed,
+// completed twice or answered with wrong data.
+TEST(EngineMaliceRepeatTest, EveryRepeatIsDetectedAndRecoveredWithoutLoss) {
+  target::Target target(OneNamespaceTarget(8 << 20, 512));
+  ASSERT_OK_AND_ASSIGN(std::vector<uint16_t> ports, target.Start());
+  ASSERT_OK_AND_ASSIGN(auto engine, Engine::Create(2));
+  ControllerOptions o = HostOptions(ports[0]);
+  o.queue_size = 32;
+  o.nr_io_queues = 1;
+  ASSERT_OK_AND_ASSIGN(auto ctrl, TestController::Connect(engine.get(), o));
+  IoLoad load(ctrl.get(), {.slots_per_queue = 1});
+  load.Start();
+  ASSERT_TRUE(load.WaitVerified(16, 10 * kSec));
+  ASSERT_THAT(
+      target.SetFault({.malice = Malice::kCidUnknown, .malice_after = 8, .malice_times = 3}),
+      IsOk());
+  EXPECT_TRUE(testing::WaitUntil([&] { return target.Stats().malice >= 3; }, 30 * kSec))
+      << target.Stats().malice << " of 3 violations committed";
+  EXPECT_TRUE(ctrl->WaitLive(4, 30 * kSec)) << "not live again after the third violation";
+  const uint64_t verified = load.verified();
+  EXPECT_TRUE(load.WaitVerified(verified + 32, 20 * kSec));
+  load.Stop();
+  ASSERT_TRUE(load.WaitIdle(20 * kSec)) << "requests lost";
+  EXPECT_EQ(target.Stats().malice, 3u);
+  EXPECT_EQ(target.Stats().host_term_reqs, 3u);
+  EXPECT_EQ(target.Stats().last_host_fes, static_cast<uint16_t>(Fes::kInvalidHeaderField));
+  EXPECT_EQ(load.verify_failures(), 0u);
+  EXPECT_EQ(load.double_completions(), 0u);
+  EXPECT_EQ(load.failed(), 0u);
+  EXPECT_EQ(load.unaccounted(), 0);
+  EXPECT_TRUE(load.TargetHoldsLastWrites(target));
+  ctrl.reset();
+}
 
 // A bad ICResp: the connect fails with a line naming the field, an H2CTermReq goes out, nothing
 // is left behind, and the next connect (the target behaves again) works.
