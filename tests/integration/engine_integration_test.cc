@@ -23,8 +23,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "io/engine.h"
-#include "tests/integration/engine_harness.h"
 #include "nvme/status.h"
+#include "tests/integration/engine_harness.h"
 #include "tools/nvmf-target/target.h"
 
 namespace nvmf_ublk::io {
@@ -506,6 +506,65 @@ TEST_F(ConnectErrorTest, BringUpStepsAreLoggedInOrder) {
 
 // A target input that used to reach an NCHECK (queue size 1) and abort the whole daemon: refused
 // with a clear error instead; the process lives on.
+// A controller that never sets CSTS.RDY: the host polls until CAP.TO (here 500 ms) and then fails
+// the connect with a clear reason at the wait-ready step.
+TEST_F(ConnectErrorTest, NeverReadyFailsAfterCapTimeout) {
+  {
+    target::TargetConfig config = OneNamespaceTarget(1 << 20);
+    config.never_ready = true;
+    config.cap_override = uint64_t{127} | (1ull << 16) | (1ull << 24) | (1ull << 37);  // TO 1
+    target::Target target(config);
+    ASSERT_OK_AND_ASSIGN(std::vector<uint16_t> ports, target.Start());
+    double seconds = 0;
+    EXPECT_THAT(TryConnect(HostOptions(ports[0]), &seconds),
+                StatusIs(absl::StatusCode::kDeadlineExceeded,
+                         AllOf(HasSubstr("did not become ready (CSTS.RDY) within CAP.TO = 500 ms"),
+                               HasSubstr("(bring-up step wait-ready)"))));
+    EXPECT_GE(seconds, 0.5);
+    EXPECT_LT(seconds, 3.0);
+  }
+  ExpectNothingLeaked();
+}
+
+// A controller destroyed while its bring-up polls CSTS.RDY (every 10 ms): the poll timer captures
+// `this` and must be cancelled by the destructor, or it fires on freed memory (ASan reports it).
+TEST_F(ConnectErrorTest, DestroyedWhilePollingReadyLeavesNoTimerBehind) {
+  {
+    target::TargetConfig config = OneNamespaceTarget(1 << 20);
+    config.never_ready = true;  // CAP.TO 7.5 s: the poll runs all through the test
+    target::Target target(config);
+    ASSERT_OK_AND_ASSIGN(std::vector<uint16_t> ports, target.Start());
+    struct Listener : ControllerListener {
+      void OnControllerState(Controller*, int, const absl::Status&) override {}
+    } listener;
+    std::unique_ptr<Controller> ctrl;
+    ASSERT_THAT(Engine::RunOn(engine_->control(),
+                              [&] {
+                                ctrl = std::make_unique<Controller>(
+                                    HostOptions(ports[0]), engine_->control(),
+                                    engine_->io_reactors(), &listener);
+                                return ctrl->Start();
+                              }),
+                IsOk());
+    // Until the host polls CSTS: bring-up at wait-ready.
+    ASSERT_TRUE(testing::WaitUntil(
+        [&] {
+          return Engine::RunOn(engine_->control(), [&] {
+            return ctrl->bring_up_step() == Controller::BringUpStep::kWaitReady;
+          });
+        },
+        5 * kSec));
+    Engine::RunOn(engine_->control(), [&] {
+      ctrl.reset();
+      return 0;
+    });
+    // Several poll periods: a timer left behind would have fired by now.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    Engine::RunOn(engine_->control(), [] { return 0; });
+  }
+  ExpectNothingLeaked();
+}
+
 TEST_F(ConnectErrorTest, CapMqesZeroIsRefusedClearly) {
   {
     target::TargetConfig config = OneNamespaceTarget(1 << 20);

@@ -93,7 +93,11 @@ void Connection::WriteCc(uint32_t value) {
     // status (CSTS.CFS), as nvmet does.
     bool ok = ((value >> 7) & 0xF) == 0 && ((value >> 4) & 0x7) == 0;
     if (!ctrl_->discovery()) ok = ok && ((value >> 16) & 0xF) == 6 && ((value >> 20) & 0xF) == 4;
-    csts |= ok ? nvme::kCstsReady : nvme::kCstsFatal;
+    if (ok && target_->config().never_ready) {
+      NLOG(INFO) << name_ << ": CC.EN set; CSTS.RDY stays 0 (never_ready)";
+    } else {
+      csts |= ok ? nvme::kCstsReady : nvme::kCstsFatal;
+    }
     if (ok) {
       NLOG(INFO) << name_ << ": controller enabled";
     } else {

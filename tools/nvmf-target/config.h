@@ -186,6 +186,9 @@ struct TargetConfig {
   // Tests of hostile targets: Property Get CAP answers this instead (e.g. MQES 0, which the spec
   // forbids); the target itself still enforces queue_size.
   std::optional<uint64_t> cap_override;
+  // Tests of hostile targets: CC.EN is never answered by CSTS.RDY (a controller that never comes
+  // up; the host gives up after CAP.TO).
+  bool never_ready = false;
   uint16_t max_io_queues = 64;        // Number of Queues granted at most
   uint32_t in_capsule_data = 8192;    // I/O in-capsule data bytes: IOCCSZ = (64 + this) / 16
   uint8_t mdts = 8;                   // MDTS (2^n x 4 KiB; 8 = 1 MiB); 0 = no limit
