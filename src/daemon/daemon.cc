@@ -197,11 +197,35 @@ void Daemon::DestroyController(Conn* conn) {
   });
 }
 
+namespace {
+
+// What a stuck device's kept queues may still reach: never freed.
+void KeepForever(std::unique_ptr<multipath::NamespaceHead> head,
+                 std::unique_ptr<multipath::ControllerPath> path) {
+  static std::mutex mu;
+  static auto* kept = new std::vector<std::pair<std::unique_ptr<multipath::NamespaceHead>,
+                                                std::unique_ptr<multipath::ControllerPath>>>();
+  std::lock_guard<std::mutex> lock(mu);
+  kept->emplace_back(std::move(head), std::move(path));
+}
+
+}  // namespace
+
 void Daemon::StopDevice(Device* dev) {
   if (!dev->dev) return;
   const int dev_id = static_cast<int>(dev->dev->dev_id());
   if (absl::Status s = dev->dev->Stop(); !s.ok()) {
     NLOG(WARNING) << "stopping " << dev->dev->block_path() << ": " << s;
+  }
+  if (dev->dev->queues_kept()) {
+    // Its queues live on and may still hand requests to the head: the head fails them from now
+    // on, and stays (with its path) for good; once every reactor finished its current turn, no
+    // request is on its way to the path, so the controller may go.
+    dev->head->Abandon();
+    for (io::Reactor* r : engine_->io_reactors()) io::Engine::RunOn(r, [] { return 0; });
+    NLOG(ERROR) << dev->dev->block_path() << ": kept in memory with its queues for good (its "
+                << "I/O did not stop); new requests to it fail with EIO";
+    KeepForever(std::move(dev->head), std::move(dev->path));
   }
   dev->dev.reset();
   control::RemovePublishedDevice(options_.state_dir, dev_id);

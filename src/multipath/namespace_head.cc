@@ -107,6 +107,10 @@ void NamespaceHead::Submit(ublk::BlockIo* io) {
 
 void NamespaceHead::Issue(Tag* t) {
   ublk::BlockIo* io = t->io;
+  if (abandoned()) {
+    Finish(t, -EIO);
+    return;
+  }
   Path* path = Select(io->queue);
   if (path == nullptr) {
     NLOG(WARNING) << name_ << ": no usable path for " << ublk::ToString(io->op) << " at "

@@ -49,6 +49,13 @@ class NamespaceHead final : public ublk::BlockBackend {
   ~NamespaceHead() override;
 
   void Submit(ublk::BlockIo* io) override;
+  // For a device whose teardown is stuck (its ublk queues are kept alive, and the kernel may still
+  // deliver requests): from now on every request, new or to be re-issued, fails with -EIO without
+  // touching a path, so the paths and their controller may go once each reactor has finished its
+  // current turn. A request already at a controller still completes through it (a controller that
+  // is destroyed fails it). The head itself must then stay allocated for good. Any thread.
+  void Abandon() { abandoned_.store(true, std::memory_order_release); }
+  bool abandoned() const { return abandoned_.load(std::memory_order_acquire); }
   const HeadStats& stats() const { return stats_; }
   const std::string& name() const { return name_; }
 
@@ -66,6 +73,7 @@ class NamespaceHead final : public ublk::BlockBackend {
   std::vector<std::vector<std::unique_ptr<Tag>>> tags_;  // [queue][tag]
   std::vector<uint32_t> rr_;                             // per queue round-robin cursor
   HeadStats stats_;
+  std::atomic<bool> abandoned_{false};
 };
 
 }  // namespace nvmf_ublk::multipath

@@ -142,6 +142,25 @@ TEST_F(HeadTest, TransportFailureIsReissuedOnceAndNeverDuplicated) {
   EXPECT_EQ(h.head->stats().failovers.load(), 1u);
 }
 
+// A stuck device teardown abandons the head: a request in flight still completes (here failed by
+// its controller going away, which would otherwise re-issue it), and new requests fail at once;
+// neither reaches a path again.
+TEST_F(HeadTest, AbandonedHeadNeverTouchesAPathAgain) {
+  Harness h(1);
+  FakePath& p = *h.fakes[0];
+  auto rd = Io(ublk::BlockIo::kRead, 0, 512, /*tag=*/0);
+  h.head->Submit(&rd);
+  ASSERT_EQ(p.pending.size(), 1u);
+  h.head->Abandon();
+  p.Complete(io::IoResult{-ECONNABORTED});  // would be a failover to a live path
+  EXPECT_TRUE(p.pending.empty());
+  EXPECT_EQ(results[&rd], -EIO);
+  auto wr = Io(ublk::BlockIo::kWrite, 512, 512, /*tag=*/1);
+  h.head->Submit(&wr);
+  EXPECT_TRUE(p.pending.empty());
+  EXPECT_EQ(results[&wr], -EIO);
+}
+
 TEST_F(HeadTest, PathErrorFailsOverToTheOtherPath) {
   Harness h(2);
   auto rd = Io(ublk::BlockIo::kRead, 0, 512);

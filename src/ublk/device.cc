@@ -327,6 +327,7 @@ absl::Status UblkDevice::Teardown() {
       // The kernel may still write into our buffers and deliver completions to the queues: keep
       // them (and the char device) alive for good rather than free memory in use.
       for (auto& q : queues_) KeepForever(q);
+      queues_kept_ = true;
       char_fd_.release();
       queues_.clear();
       teardown_status_ = s;

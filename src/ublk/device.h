@@ -98,6 +98,10 @@ class UblkDevice {
 
   // STOP_DEV, waits for every queue to stop, DEL_DEV. Idempotent; the first error is returned.
   absl::Status Stop();
+  // After a Stop whose queues did not stop in time: they (and the char device) are kept alive for
+  // good, and may still call the backend, which must then outlive this object (and fail what it
+  // gets: multipath::NamespaceHead::Abandon).
+  bool queues_kept() const { return queues_kept_; }
   // Leaves the device to the next server process (see the top): returns once the backend has
   // nothing in flight (or `deadline_ns` passed) and the device is quiesced where it can be. The
   // object then no longer owns the kernel device (destroying it does not stop it), and its queues
@@ -134,6 +138,7 @@ class UblkDevice {
   DeviceParams params_;
   bool added_ = false;  // the kernel has the device: DEL_DEV on teardown
   bool torn_down_ = false;
+  bool queues_kept_ = false;
   absl::Status teardown_status_;
   UniqueFd char_fd_;
   std::vector<std::shared_ptr<UblkQueue>> queues_;
