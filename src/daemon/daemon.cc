@@ -278,6 +278,7 @@ absl::StatusOr<std::unique_ptr<Daemon::Device>> Daemon::CreateDevice(Conn* conn,
   dopt.nr_queues = nq;
   dopt.queue_depth = static_cast<uint16_t>(depth);
   dopt.max_io_bytes = options_.max_io_bytes;
+  dopt.stop_timeout_ns = static_cast<int64_t>(options_.stop_timeout_s * 1e9);
   // udev reads this when the disk appears (START_DEV): publish it first.
   int published = -1;
   dopt.before_start = [&](uint32_t dev_id) {
@@ -645,6 +646,7 @@ void Daemon::RecoverConnection(const std::shared_ptr<Conn>& owned, const Connect
             std::vector<multipath::Path*>{dev->path.get()}, ns->info.lba_bytes, nq,
             info->queue_depth);
         ublk::DeviceOptions dopt;
+        dopt.stop_timeout_ns = static_cast<int64_t>(options_.stop_timeout_s * 1e9);
         const std::vector<io::Reactor*> reactors = engine_->io_reactors();
         auto recovered = ublk::UblkDevice::Recover(*ctl, dev_id, dopt, reactors, dev->head.get());
         if (recovered.ok()) {

@@ -44,6 +44,9 @@ struct DaemonOptions {
   // A command unanswered this long is aborted, and its queue reset if the Abort is not answered
   // within min(5 s, this): the kernel host's nvme_core.io_timeout, per daemon.
   double io_timeout_s = 30;
+  // How long removing a device waits for its I/O to stop (STOP_DEV, then its queues); a device
+  // whose I/O does not stop in time is given up: kept in memory, its requests failed (EIO).
+  double stop_timeout_s = 60;
   std::string ublk_control = ublk::kControlPath;
 };
 

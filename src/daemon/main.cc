@@ -90,6 +90,11 @@ int main(int argc, char** argv) {
                  "is not answered either, its connection reset (nvme_core.io_timeout)")
       ->capture_default_str()
       ->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--stop-timeout", opts.stop_timeout_s,
+                 "seconds disconnect waits for a device's I/O to stop; a device whose I/O is "
+                 "stuck longer is given up (kept in memory, its requests failed with EIO)")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 3600.0));
   app.add_option("--handover-timeout", handover_s,
                  "seconds SIGTERM waits for I/O at the targets before exiting")
       ->capture_default_str()
