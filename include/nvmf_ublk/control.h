@@ -48,7 +48,9 @@ struct DeviceInfo {
   std::string subnqn;
   std::string controller;  // controller name
   // "live": the daemon serves it; "recovering": the device exists and keeps its I/O queued
-  // while a (re)started daemon reconnects and takes it over.
+  // while a (re)started daemon reconnects and takes it over. In a disconnect reply: "removed", or
+  // "given-up" when its I/O did not stop within nvmf-ublkd's --stop-timeout (it is kept in the
+  // daemon's memory, fails what it is still handed with EIO, and is not deleted from the kernel).
   std::string state = "live";
 };
 

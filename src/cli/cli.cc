@@ -51,6 +51,19 @@ int Fail(std::ostream& err, const absl::Status& s) {
   return 1;
 }
 
+// A disconnect whose device's I/O did not stop in time: the daemon gave the device up. Exit 1.
+int ReportGivenUp(const std::vector<DeviceInfo>& removed, std::ostream& err) {
+  int n = 0;
+  for (const DeviceInfo& d : removed) {
+    if (d.state != "given-up") continue;
+    err << "nvmf-ublk: " << d.path << ": its I/O did not stop within nvmf-ublkd's "
+        << "--stop-timeout; the device was given up (its requests fail with EIO; ublk device "
+        << d.dev_id << " is not deleted)\n";
+    ++n;
+  }
+  return n == 0 ? 0 : 1;
+}
+
 const char* TreqName(uint8_t treq) {
   switch (treq & 0x3) {
     case 0:
@@ -321,7 +334,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     } else {
       out << "NQN:" << dis_nqn << " disconnected " << removed->size() << " device(s)\n";
     }
-    return 0;
+    return ReportGivenUp(*removed, err);
   }
   if (app.got_subcommand(disconnect_all)) {
     auto ctrls = client->List();
@@ -361,6 +374,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     if (!removed.ok()) return Fail(err, removed.status());
     for (const auto& d : *removed) out << "disconnected " << d.path << "\n";
     out << "disconnected " << removed->size() << " device(s)\n";
+    if (ReportGivenUp(*removed, err) != 0) return 1;
     if (kept > 0) {
       err << "nvmf-ublk: kept " << kept << " device(s) with mounted filesystems\n";
       return 1;

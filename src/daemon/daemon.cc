@@ -211,8 +211,8 @@ void KeepForever(std::unique_ptr<multipath::NamespaceHead> head,
 
 }  // namespace
 
-void Daemon::StopDevice(Device* dev) {
-  if (!dev->dev) return;
+bool Daemon::StopDevice(Device* dev) {
+  if (!dev->dev) return false;
   const int dev_id = static_cast<int>(dev->dev->dev_id());
   if (absl::Status s = dev->dev->Stop(); !s.ok()) {
     NLOG(WARNING) << "stopping " << dev->dev->block_path() << ": " << s;
@@ -226,9 +226,13 @@ void Daemon::StopDevice(Device* dev) {
     NLOG(ERROR) << dev->dev->block_path() << ": kept in memory with its queues for good (its "
                 << "I/O did not stop); new requests to it fail with EIO";
     KeepForever(std::move(dev->head), std::move(dev->path));
+    dev->dev.reset();
+    control::RemovePublishedDevice(options_.state_dir, dev_id);
+    return true;
   }
   dev->dev.reset();
   control::RemovePublishedDevice(options_.state_dir, dev_id);
+  return false;
 }
 
 void Daemon::RemoveKernelDevice(ublk::ControlDevice* ctl, uint32_t dev_id) {
@@ -424,7 +428,7 @@ absl::StatusOr<std::vector<DeviceInfo>> Daemon::Disconnect(const std::string& su
         continue;
       }
       removed.push_back(InfoOf(*c, *d));
-      StopDevice(d);
+      removed.back().state = StopDevice(d) ? "given-up" : "removed";
       std::lock_guard<std::mutex> lock(mu_);
       it = c->devices.erase(it);
     }

@@ -108,7 +108,8 @@ class Daemon final : private io::ControllerListener {
   void RecoverConnection(const std::shared_ptr<Conn>& owned, const ConnectionRecord& record);
   void RemoveKernelDevice(ublk::ControlDevice* ctl, uint32_t dev_id);
   void RemoveConn(Conn* conn);
-  void StopDevice(Device* dev);
+  // Stops and deletes the device; true when its I/O did not stop in time and it was given up.
+  bool StopDevice(Device* dev);
   void DestroyController(Conn* conn);
   void Persist();
   DeviceInfo InfoOf(const Conn& conn, const Device& dev) const;

@@ -2,7 +2,8 @@
 # t_daemon_stuck: a device whose I/O is stuck at the target is given up at disconnect, and nothing
 # else suffers. The target (on the host, from tests/guest/with-malice-targets) never answers every
 # 32nd I/O command, and the daemon's I/O timeout is an hour, so a read stays in the backend for good.
-# `disconnect` waits --stop-timeout (3 s) for the device's I/O, then gives the device up: its ublk
+# `disconnect` waits --stop-timeout (3 s) for the device's I/O, then gives the device up (exit 1, a
+# line saying so; the ublk device is not deleted): its ublk
 # queues are kept in memory and its namespace head fails what they still hand it (EIO); the
 # controller's shutdown fails the stuck read, which reaches the reader as EIO. The daemon stays up
 # and serves a new connection.
@@ -35,9 +36,15 @@ kill -0 "$DD" 2>/dev/null || fail "the reader finished: no read got stuck ($(cat
 
 log "disconnect with a read stuck at the target"
 t0=$(date +%s)
-out=$("$C" --socket "$SOCK" disconnect -d "$dev" 2>&1) || true
+drc=0
+out=$("$C" --socket "$SOCK" disconnect -d "$dev" 2>&1) || drc=$?
 echo "$out"
-log "disconnect returned after $(($(date +%s) - t0)) s"
+log "disconnect returned $drc after $(($(date +%s) - t0)) s"
+((drc == 1)) || fail "disconnect of a given-up device returned $drc, want 1"
+grep -q "$dev: its I/O did not stop within nvmf-ublkd's --stop-timeout; the device was given up" \
+  <<<"$out" || fail "disconnect did not say the device was given up"
+id=${dev#/dev/ublkb}
+[[ -e /dev/ublkc$id ]] || fail "/dev/ublkc$id is gone, but the message says it is not deleted"
 grep -a "queues still running after STOP_DEV" "$LOG" || fail "no log line about the stuck queues"
 grep -a "kept in memory with its queues for good" "$LOG" || fail "the device was not given up"
 wait_for 30 "the stuck read to end" sh -c "! kill -0 $DD 2>/dev/null"

@@ -853,6 +853,11 @@ TEST_F(TargetTest, TwoHostsGetDistinctControllers) {
   ASSERT_TRUE(a.admin && b.admin);
   EXPECT_NE(a.admin->cntlid(), b.admin->cntlid());
   EXPECT_EQ(target_->LiveControllers(), 2u);
+  // A connection is listed by the accept thread just after its own thread started, which may
+  // already have answered the host's Connect: wait for the listing.
+  for (int i = 0; i < 100 && target_->LiveConnections() != 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   EXPECT_EQ(target_->LiveConnections(), 4u);
   a = Session{};
   for (int i = 0; i < 100 && target_->LiveControllers() != 1; ++i) {
