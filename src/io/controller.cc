@@ -63,6 +63,8 @@ const char* Controller::ToString(BringUpStep step) {
       return "list-namespaces";
     case BringUpStep::kIdentifyNamespace:
       return "identify-namespace";
+    case BringUpStep::kReadAnaLog:
+      return "read-ana-log";
     case BringUpStep::kConnectIoQueues:
       return "connect-io-queues";
     case BringUpStep::kDone:
@@ -96,8 +98,8 @@ Controller::~Controller() {
     NLOG(ERROR) << name() << ": destroyed in state " << ToString(state_);
   }
   // Every timer captures `this`: none may fire after the destructor.
-  for (Reactor::TimerId t :
-       {reconnect_timer_, fast_fail_timer_, keep_alive_timer_, tick_timer_, poll_timer_}) {
+  for (Reactor::TimerId t : {reconnect_timer_, fast_fail_timer_, keep_alive_timer_, tick_timer_,
+                             poll_timer_, anatt_timer_}) {
     if (t) admin_reactor_->CancelTimer(t);
   }
   // Each queue is destroyed on its own reactor thread.
@@ -331,6 +333,13 @@ void Controller::IdentifyController() {
            crdt_[i].store(info_.crdt[i], std::memory_order_relaxed);
          }
          max_transfer_ = nvme::MaxTransferBytes(info_, 4096u << nvme::CapMpsMin(cap_));
+         ana_reporting_.store(!options_.discovery && info_.SupportsAnaReporting(),
+                              std::memory_order_relaxed);
+         ghost_hold_ns_.store(
+             options_.ghost_write_hold
+                 ? int64_t{std::max(options_.kato_s, 0)} * kSec + int64_t{info_.cqt} * kMs
+                 : 0,
+             std::memory_order_relaxed);
          if (options_.discovery) {
            ConfigureEvents();
            return;
@@ -422,9 +431,144 @@ void Controller::SubmitAer() {
         NLOG(INFO) << name() << ": asynchronous event: " << nvme::AsyncEventName(event)
                    << " (log page 0x" << std::hex << int{event.log_page} << ")";
         SubmitAer();
+        if (event.type == nvme::kAerTypeNotice && event.info == nvme::kAerNoticeAnaChange &&
+            ana_reporting_.load(std::memory_order_relaxed)) {
+          RefreshAna();  // reading the log also clears the event
+        }
         listener_->OnAsyncEvent(this, event);
       },
       /*timeout_ns=*/0);
+}
+
+std::shared_ptr<AnaCell> Controller::ana_cell(uint32_t nsid) {
+  std::lock_guard<std::mutex> lock(ana_mu_);
+  auto& cell = ana_cells_[nsid];
+  if (!cell) cell = std::make_shared<AnaCell>();
+  return cell;
+}
+
+void Controller::RequestAnaRefresh(uint32_t nsid) {
+  if (!ana_reporting_.load(std::memory_order_relaxed)) return;
+  ana_cell(nsid)->refreshing.store(true, std::memory_order_relaxed);
+  admin_reactor_->Post([this] { RefreshAna(); });
+}
+
+void Controller::RefreshAna() {
+  if (state_ != kLive) {
+    // No admin queue to ask: the bring-up reads the log anyway; meanwhile the connection state
+    // decides whether the path is usable.
+    ClearAnaRefreshing();
+    return;
+  }
+  ReadAnaLog([this](const absl::Status& s) {
+    if (!s.ok()) NLOG(WARNING) << name() << ": " << s;
+  });
+}
+
+void Controller::ClearAnaRefreshing() {
+  std::lock_guard<std::mutex> lock(ana_mu_);
+  for (auto& [nsid, cell] : ana_cells_) cell->refreshing.store(false, std::memory_order_relaxed);
+}
+
+void Controller::ReadAnaLog(std::function<void(const absl::Status&)> done) {
+  if (ana_reading_) {
+    ana_again_ = true;
+    done(absl::OkStatus());
+    return;
+  }
+  ana_reading_ = true;
+  ana_again_ = false;
+  const uint32_t groups = std::max(info_.nanagrpid, info_.anagrpmax);
+  uint32_t len = nvme::AnaLogMaxBytes(groups == 0 ? 1 : groups, info_.nn);
+  // One command carries it: MDTS (and a sane bound) cap what is asked for; a log longer than
+  // that fails to parse, with the reason.
+  constexpr uint32_t kMaxAnaLog = 1u << 20;
+  len = std::min(len, kMaxAnaLog);
+  if (max_transfer_ != 0) len = static_cast<uint32_t>(std::min<uint64_t>(len, max_transfer_));
+  len = std::max<uint32_t>(len & ~3u, 16);
+  ana_buf_.assign(len, 0);
+  const uint64_t epoch = epoch_;
+  SubmitAdmin(nvme::BuildGetLogPage(nvme::LogPageId::kAna, 0xFFFFFFFF, 0, len), ana_buf_.data(),
+              len, [this, epoch, done = std::move(done)](const IoResult& r) {
+                ana_reading_ = false;
+                if (epoch != epoch_) {
+                  ClearAnaRefreshing();
+                  return;
+                }
+                ana_reads_.fetch_add(1, std::memory_order_relaxed);
+                absl::Status s;
+                if (!r.ok()) {
+                  s = r.ToStatus("Get Log Page (ANA)");
+                } else {
+                  auto log = nvme::ParseAnaLog(ana_buf_.data(), ana_buf_.size());
+                  if (log.ok()) {
+                    ApplyAnaLog(*log);
+                  } else {
+                    s = absl::Status(log.status().code(),
+                                     absl::StrCat("ANA log: ", log.status().message()));
+                  }
+                }
+                ClearAnaRefreshing();
+                const bool again = ana_again_ && state_ == kLive;
+                done(s);
+                if (again) RefreshAna();
+              });
+}
+
+void Controller::ApplyAnaLog(const nvme::AnaLog& log) {
+  std::unordered_map<uint32_t, const nvme::AnaGroup*> by_nsid;
+  for (const nvme::AnaGroup& g : log.groups) {
+    for (uint32_t nsid : g.nsids) by_nsid[nsid] = &g;
+  }
+  for (const uint32_t nsid : nsids_) ana_cell(nsid);  // every active namespace has a cell
+  const int64_t now = MonotonicNanos();
+  bool in_change = false;
+  std::lock_guard<std::mutex> lock(ana_mu_);
+  for (auto& [nsid, cell] : ana_cells_) {
+    auto it = by_nsid.find(nsid);
+    // A namespace the log does not list is not accessible through this controller.
+    const uint8_t state = it == by_nsid.end() ? nvme::kAnaInaccessible : it->second->state;
+    const uint8_t old = cell->state.load(std::memory_order_relaxed);
+    if (it != by_nsid.end()) cell->group.store(it->second->grpid, std::memory_order_relaxed);
+    if (state != old) {
+      NLOG(INFO) << name() << ": namespace " << nsid << " ANA " << nvme::AnaStateName(old) << " -> "
+                 << nvme::AnaStateName(state);
+      cell->state.store(state, std::memory_order_relaxed);
+      cell->change_since_ns = state == nvme::kAnaChange ? now : 0;
+    }
+    if (state == nvme::kAnaChange) in_change = true;
+  }
+  if (in_change && !anatt_timer_) {
+    const int64_t anatt = int64_t{info_.anatt == 0 ? 10 : info_.anatt} * kSec;
+    anatt_timer_ = admin_reactor_->AddTimerAfter(anatt, [this] {
+      anatt_timer_ = 0;
+      CheckAnaTransition();
+    });
+  }
+}
+
+void Controller::CheckAnaTransition() {
+  if (state_ != kLive) return;
+  ReadAnaLog([this](const absl::Status& s) {
+    if (!s.ok() || state_ != kLive) return;
+    const int64_t anatt = int64_t{info_.anatt == 0 ? 10 : info_.anatt} * kSec;
+    const int64_t now = MonotonicNanos();
+    uint32_t stuck = 0;
+    {
+      std::lock_guard<std::mutex> lock(ana_mu_);
+      for (auto& [nsid, cell] : ana_cells_) {
+        if (cell->state.load(std::memory_order_relaxed) == nvme::kAnaChange &&
+            cell->change_since_ns != 0 && now - cell->change_since_ns >= anatt) {
+          stuck = nsid;
+        }
+      }
+    }
+    if (stuck != 0) {
+      ErrorRecovery(absl::UnavailableError(
+          absl::StrCat("namespace ", stuck, " stayed in ANA state change longer than ANATT (",
+                       anatt / kSec, " s)")));
+    }
+  });
 }
 
 absl::Status NoUsableNamespaces(const std::string& subnqn,
@@ -463,7 +607,20 @@ void Controller::IdentifyNamespaces() {
 
 void Controller::IdentifyNamespace(size_t index) {
   if (index >= nsids_.size()) {
-    ConnectIoQueues();
+    if (!ana_reporting_.load(std::memory_order_relaxed)) {
+      ConnectIoQueues();
+      return;
+    }
+    SetStep(BringUpStep::kReadAnaLog);
+    const uint64_t epoch = epoch_;
+    ReadAnaLog([this, epoch](const absl::Status& s) {
+      if (epoch != epoch_ || state_ != kConnecting) return;
+      if (!s.ok()) {
+        FailBringUp(s);
+        return;
+      }
+      ConnectIoQueues();
+    });
     return;
   }
   const uint32_t nsid = nsids_[index];

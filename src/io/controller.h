@@ -24,6 +24,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -68,6 +69,20 @@ struct ControllerOptions {
   // Treat a failed first connect like a lost association (reconnect until ctrl_loss_tmo) instead
   // of giving up at once: for a restarted daemon whose devices still exist.
   bool retry_initial_connect = false;
+  // TP 4129: a write left unanswered by a lost association is re-issued only after KATO + CQT.
+  bool ghost_write_hold = true;
+};
+
+// The ANA state one namespace has on one controller (Base 2.0 §8.1.3), as the latest ANA log read
+// said: written on the admin reactor, read by the I/O reactors on every request (relaxed atomics,
+// no lock). A controller without ANA reporting leaves every cell optimized.
+struct AnaCell {
+  std::atomic<uint8_t> state{nvme::kAnaOptimized};
+  std::atomic<uint32_t> group{0};
+  // Set when a command failed with a path-related or ANA status, cleared when the ANA log has
+  // been read again (or could not be): until then the head sends nothing down this path.
+  std::atomic<bool> refreshing{false};
+  int64_t change_since_ns = 0;  // admin reactor: when the state became "change" (ANATT)
 };
 
 struct NamespaceEntry {
@@ -116,6 +131,7 @@ class Controller final : private ConnectionObserver {
     kConfigureEvents,     // Set Features, Asynchronous Event Configuration; AERs
     kListNamespaces,      // Identify CNS 02h
     kIdentifyNamespace,   // Identify CNS 00h and 03h, per namespace
+    kReadAnaLog,          // Get Log Page, ANA (only with CMIC.ANA)
     kConnectIoQueues,     // TCP + Fabrics Connect of each I/O queue
     kDone,                // live
   };
@@ -168,6 +184,20 @@ class Controller final : private ConnectionObserver {
   uint64_t max_transfer_bytes() const { return max_transfer_; }
   uint32_t reconnects() const { return reconnects_.load(std::memory_order_relaxed); }
 
+  // ANA (Base 2.0 §8.1.3): the log is read at every bring-up (before the controller is live), on
+  // an ANA change notice, on RequestAnaRefresh, and ANATT after a namespace entered the "change"
+  // state; a namespace still in "change" by then resets the association (like the kernel host).
+  // The cell of `nsid`, created on first use and kept for the controller's life. Any thread.
+  std::shared_ptr<AnaCell> ana_cell(uint32_t nsid);
+  // A path-related or ANA status on `nsid`: marks its cell refreshing and re-reads the ANA log
+  // (coalesced). No-op without ANA reporting. Any thread.
+  void RequestAnaRefresh(uint32_t nsid);
+  // ANA log reads since creation. Any thread.
+  uint32_t ana_reads() const { return ana_reads_.load(std::memory_order_relaxed); }
+  // TP 4129: KATO + CQT, how long a command this controller left unanswered may still execute
+  // at the subsystem after the association is lost (0 when ghost_write_hold is off). Any thread.
+  int64_t ghost_hold_ns() const { return ghost_hold_ns_.load(std::memory_order_relaxed); }
+
   // The I/O queue served by I/O reactor `index` (any thread may call; the queue is used on its
   // reactor). Null before the first bring-up decided the queue count.
   IoQueue* io_queue(size_t index) const {
@@ -208,6 +238,11 @@ class Controller final : private ConnectionObserver {
   void IdentifyNamespaces();
   void IdentifyNamespace(size_t index);
   void ConnectIoQueues();
+  void ReadAnaLog(std::function<void(const absl::Status&)> done);
+  void ApplyAnaLog(const nvme::AnaLog& log);
+  void ClearAnaRefreshing();
+  void RefreshAna();
+  void CheckAnaTransition();
   void BecomeLive();
   void SubmitAer();
   void KeepAlive();
@@ -255,6 +290,16 @@ class Controller final : private ConnectionObserver {
   std::vector<NamespaceEntry> namespaces_;
   std::vector<RefusedNamespace> refused_;
   alignas(4096) uint8_t identify_buf_[4096];
+
+  std::mutex ana_mu_;  // ana_cells_ membership (cells are created from any thread)
+  std::unordered_map<uint32_t, std::shared_ptr<AnaCell>> ana_cells_;
+  std::atomic<bool> ana_reporting_{false};
+  std::atomic<uint32_t> ana_reads_{0};
+  std::atomic<int64_t> ghost_hold_ns_{0};
+  std::vector<uint8_t> ana_buf_;
+  bool ana_reading_ = false;  // a read is out
+  bool ana_again_ = false;    // read once more when it is back
+  Reactor::TimerId anatt_timer_ = 0;
 
   int64_t lost_at_ns_ = 0;
   std::atomic<uint32_t> reconnects_{0};

@@ -5,8 +5,34 @@
 
 namespace nvmf_ublk::multipath {
 
-ControllerPath::ControllerPath(io::Controller* ctrl, uint32_t nsid)
-    : ctrl_(ctrl), nsid_(nsid), name_(absl::StrCat(ctrl->name(), "/ns", nsid)) {}
+Path::Path(uint16_t queues)
+    : queues_(queues == 0 ? 1 : queues), stats_(new PathQueueStats[queues_]) {}
+
+Path::Totals Path::totals() const {
+  Totals t;
+  int64_t latency_sum = 0;
+  int samples = 0;
+  for (uint16_t q = 0; q < queues_; ++q) {
+    const PathQueueStats& s = stats_[q];
+    t.in_flight += s.in_flight.load(std::memory_order_relaxed);
+    t.ios += s.ios.load(std::memory_order_relaxed);
+    t.errors += s.errors.load(std::memory_order_relaxed);
+    const int64_t e = s.ewma_ns.load(std::memory_order_relaxed);
+    if (e > 0) {
+      latency_sum += e;
+      ++samples;
+    }
+  }
+  if (samples > 0) t.latency_ns = latency_sum / samples;
+  return t;
+}
+
+ControllerPath::ControllerPath(io::Controller* ctrl, uint32_t nsid, uint16_t queues)
+    : Path(queues),
+      ctrl_(ctrl),
+      nsid_(nsid),
+      name_(absl::StrCat(ctrl->name(), "/ns", nsid)),
+      cell_(ctrl->ana_cell(nsid)) {}
 
 Path::Usability ControllerPath::usability(uint16_t queue) const {
   io::IoQueue* q = ctrl_->io_queue(queue);
@@ -63,12 +89,20 @@ void ControllerPath::Submit(uint16_t queue, io::IoRequest* req) {
   q->reactor()->Post([q, req] { q->Submit(req); });
 }
 
-void ControllerPath::After(uint16_t queue, int64_t delay_ns, std::function<void()> fn) {
-  // The timer runs where the caller (the ublk queue's reactor) runs, whichever I/O queue serves it.
-  io::Reactor* here = io::Reactor::Current();
-  (here ? here : ctrl_->io_queue(queue)->reactor())->AddTimerAfter(delay_ns, std::move(fn));
+int64_t ControllerPath::RetryDelayNs(uint8_t crd) const { return ctrl_->RetryDelayNs(crd); }
+
+void ControllerPath::OnPathError() { ctrl_->RequestAnaRefresh(nsid_); }
+
+int64_t ControllerPath::GhostHoldNs() const { return ctrl_->ghost_hold_ns(); }
+
+int64_t ControllerPath::FastFailNs() const {
+  const int s = ctrl_->options().fast_io_fail_tmo_s;
+  return s < 0 ? -1 : int64_t{s} * 1'000'000'000;
 }
 
-int64_t ControllerPath::RetryDelayNs(uint8_t crd) const { return ctrl_->RetryDelayNs(crd); }
+int64_t ControllerPath::LossTimeoutNs() const {
+  const int s = ctrl_->options().ctrl_loss_tmo_s;
+  return s < 0 ? -1 : int64_t{s} * 1'000'000'000;
+}
 
 }  // namespace nvmf_ublk::multipath

@@ -42,6 +42,8 @@ static_assert(offsetof(nvme_id_ctrl, anatt) == 342);
 static_assert(offsetof(nvme_id_ctrl, anacap) == 343);
 static_assert(offsetof(nvme_id_ctrl, anagrpmax) == 344);
 static_assert(offsetof(nvme_id_ctrl, nanagrpid) == 348);
+constexpr size_t kCqtOffset = 386;
+static_assert(kCqtOffset + 2 <= offsetof(nvme_id_ctrl, sqes));
 static_assert(offsetof(nvme_id_ctrl, sqes) == 512);
 static_assert(offsetof(nvme_id_ctrl, cqes) == 513);
 static_assert(offsetof(nvme_id_ctrl, maxcmd) == 514);
@@ -233,6 +235,8 @@ absl::StatusOr<ControllerInfo> ParseIdentifyController(const uint8_t* data, size
   info.anacap = data[offsetof(T, anacap)];
   info.anagrpmax = LoadLe32(NVMF_FIELD_PTR(data, T, anagrpmax));
   info.nanagrpid = LoadLe32(NVMF_FIELD_PTR(data, T, nanagrpid));
+  // CQT (bytes 387:386, NVMe 2.1; reserved in libnvme 1.3's layout, so read by offset).
+  info.cqt = LoadLe16(data + kCqtOffset);
   info.sqes = data[offsetof(T, sqes)];
   info.cqes = data[offsetof(T, cqes)];
   info.maxcmd = LoadLe16(NVMF_FIELD_PTR(data, T, maxcmd));

@@ -52,6 +52,7 @@ struct ControllerInfo {
   uint8_t anacap = 0;              // ANACAP: ANA capabilities
   uint32_t anagrpmax = 0;          // ANAGRPMAX: largest ANA group ID
   uint32_t nanagrpid = 0;          // NANAGRPID: number of ANA group IDs
+  uint16_t cqt = 0;                // CQT: command quiesce time, ms (0 = not reported)
   uint8_t sqes = 0;                // SQES: required (3:0) / maximum (7:4) SQE size, log2 bytes
   uint8_t cqes = 0;                // CQES: required (3:0) / maximum (7:4) CQE size, log2 bytes
   uint16_t maxcmd = 0;             // MAXCMD: outstanding commands limit (fabrics)

@@ -88,6 +88,7 @@ Image ControllerImage() {
       .U8(343, 0x47)                            // ANACAP
       .U32(344, 128)                            // ANAGRPMAX
       .U32(348, 64)                             // NANAGRPID
+      .U16(386, 1500)                           // CQT (ms)
       .U8(512, 0x66)                            // SQES
       .U8(513, 0x44)                            // CQES
       .U16(514, 128)                            // MAXCMD
@@ -132,6 +133,7 @@ TEST(IdentifyController, KnownBytes) {
   EXPECT_EQ(c.anacap, 0x47);
   EXPECT_EQ(c.anagrpmax, 128u);
   EXPECT_EQ(c.nanagrpid, 64u);
+  EXPECT_EQ(c.cqt, 1500);
   EXPECT_EQ(c.sqes, 0x66);
   EXPECT_EQ(c.cqes, 0x44);
   EXPECT_EQ(c.maxcmd, 128);

@@ -490,15 +490,15 @@ TEST_F(ConnectErrorTest, BringUpStepsAreLoggedInOrder) {
     SetMinLogLevel(level);
     std::lock_guard<std::mutex> lock(mu);
     EXPECT_THAT(
-        steps,
-        ::testing::ElementsAre(
-            "idle -> admin-connect", "admin-connect -> read-cap", "read-cap -> read-version",
-            "read-version -> enable", "enable -> wait-ready", "wait-ready -> identify-controller",
-            "identify-controller -> set-queue-count", "set-queue-count -> configure-events",
-            "configure-events -> list-namespaces", "list-namespaces -> identify-namespace",
-            "identify-namespace -> connect-io-queues", "connect-io-queues -> done",
-            // The orderly shutdown at the end.
-            "done -> idle"))
+        steps, ::testing::ElementsAre(
+                   "idle -> admin-connect", "admin-connect -> read-cap", "read-cap -> read-version",
+                   "read-version -> enable", "enable -> wait-ready",
+                   "wait-ready -> identify-controller", "identify-controller -> set-queue-count",
+                   "set-queue-count -> configure-events", "configure-events -> list-namespaces",
+                   "list-namespaces -> identify-namespace", "identify-namespace -> read-ana-log",
+                   "read-ana-log -> connect-io-queues", "connect-io-queues -> done",
+                   // The orderly shutdown at the end.
+                   "done -> idle"))
         << ::testing::PrintToString(steps);
   }
   ExpectNothingLeaked();
