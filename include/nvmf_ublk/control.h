@@ -36,6 +36,27 @@ struct ConnectArgs {
   int fast_io_fail_tmo = -1;  // seconds; -1: off
   bool hdr_digest = false;
   bool data_digest = false;
+  // Multipath I/O policy of the devices this connect creates, or sets on the devices it adds a
+  // path to: "round-robin", "queue-depth", "failover", "latency"; empty: round-robin for a new
+  // device, unchanged for an existing one.
+  std::string iopolicy;
+  // TP 4129: a write left unanswered by a lost association goes to another path only after
+  // KATO + CQT (on by default).
+  bool ghost_write_hold = true;
+};
+
+// One path of a device: a controller through one portal, as the daemon sees it now.
+struct PathInfo {
+  std::string controller;  // controller name
+  std::string traddr;
+  std::string trsvcid;
+  uint16_t cntlid = 0;
+  std::string state;      // the controller's: connecting, live, resetting, deleting, deleted
+  std::string ana_state;  // optimized, non-optimized, inaccessible, persistent-loss, change
+  uint32_t in_flight = 0;
+  uint64_t ios = 0;       // commands sent on this path
+  uint64_t errors = 0;    // commands that failed on it (and were re-issued or failed)
+  double latency_us = 0;  // recent mean service time (0: no sample yet)
 };
 
 struct DeviceInfo {
@@ -52,6 +73,8 @@ struct DeviceInfo {
   // "given-up" when its I/O did not stop within nvmf-ublkd's --stop-timeout (it is kept in the
   // daemon's memory, fails what it is still handed with EIO, and is not deleted from the kernel).
   std::string state = "live";
+  std::string iopolicy;         // multipath I/O policy
+  std::vector<PathInfo> paths;  // in the order they were added
 };
 
 struct ControllerSummary {
@@ -78,11 +101,21 @@ class ControlClient {
   absl::StatusOr<std::vector<DeviceInfo>> Connect(const ConnectArgs& args);
   // Removes every device of subsystem `subnqn` (and its controllers); returns what was removed.
   absl::StatusOr<std::vector<DeviceInfo>> DisconnectSubsystem(std::string_view subnqn);
+  // Removes the paths through traddr:trsvcid (empty trsvcid: any port of traddr) to `subnqn`:
+  // devices that keep another path stay (their I/O moves there); devices left without a path
+  // are removed. Returns the devices removed.
+  absl::StatusOr<std::vector<DeviceInfo>> DisconnectPath(std::string_view subnqn,
+                                                         std::string_view traddr,
+                                                         std::string_view trsvcid);
   // Removes one device (/dev/ublkbN) and, when it was the last, its controller.
   absl::StatusOr<std::vector<DeviceInfo>> DisconnectDevice(std::string_view path);
+  // Changes a device's multipath I/O policy at once (see ConnectArgs::iopolicy).
+  absl::Status SetIoPolicy(std::string_view device, std::string_view policy);
   // Removes every device and controller; returns the devices removed.
   absl::StatusOr<std::vector<DeviceInfo>> DisconnectAll();
   absl::StatusOr<std::vector<ControllerSummary>> List();
+  // Each device once, with its paths.
+  absl::StatusOr<std::vector<DeviceInfo>> ListDevices();
 
   // One raw request/reply round trip (a JSON object in, the reply object out, as text). Every call
   // waits at most the timeout (set_timeout_ms) for the reply: then kDeadlineExceeded, and the

@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
@@ -7,6 +8,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "base/log.h"
 #include "base/mounts.h"
 #include "control/protocol.h"
@@ -185,6 +187,42 @@ int UdevInfo(const std::string& name, const std::string& state_dir, std::ostream
   return 0;
 }
 
+// Each device once, its paths under it; then controllers that serve no device.
+void PrintDevices(const std::vector<ControllerSummary>& ctrls, const std::vector<DeviceInfo>& devs,
+                  std::ostream& out) {
+  out << std::left << std::setw(14) << "Device" << std::setw(6) << "NSID" << std::setw(12) << "Size"
+      << std::setw(7) << "Block" << std::setw(11) << "State"
+      << "Subsystem / Paths (I/O policy)\n";
+  for (const auto& d : devs) {
+    std::string state = d.state;
+    if (state == "live") {
+      // A live device with no live path is waiting for one.
+      const bool any_live = std::any_of(d.paths.begin(), d.paths.end(),
+                                        [](const PathInfo& p) { return p.state == "live"; });
+      if (!any_live && !d.paths.empty()) state = d.paths.front().state;
+    }
+    out << std::left << std::setw(14) << d.path << std::setw(6) << d.nsid << std::setw(12)
+        << (d.size_bytes ? HumanSize(d.size_bytes) : "-") << std::setw(7)
+        << (d.logical_block ? std::to_string(d.logical_block) : "-") << std::setw(11) << state
+        << d.subnqn;
+    if (!d.iopolicy.empty()) out << " (" << d.iopolicy << ")";
+    out << "\n";
+    for (const auto& p : d.paths) {
+      out << "  path " << p.traddr << ":" << p.trsvcid << " cntlid " << p.cntlid << " " << p.state
+          << " ana " << p.ana_state << " in-flight " << p.in_flight << " ios " << p.ios
+          << " errors " << p.errors << " latency "
+          << (p.latency_us > 0 ? absl::StrFormat("%.0f us", p.latency_us) : std::string("-"))
+          << "\n";
+    }
+  }
+  for (const auto& c : ctrls) {
+    if (!c.devices.empty()) continue;
+    out << std::left << std::setw(14) << "-" << std::setw(6) << "-" << std::setw(12) << "-"
+        << std::setw(7) << "-" << std::setw(11) << c.state << c.subnqn << " " << c.traddr << ":"
+        << c.trsvcid << "\n";
+  }
+}
+
 }  // namespace
 
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -226,16 +264,33 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                       "fail queued I/O after this many seconds (-1: off)");
   connect->add_flag("-g,--hdr-digest", ca.hdr_digest, "enable the header digest");
   connect->add_flag("-G,--data-digest", ca.data_digest, "enable the data digest");
+  connect
+      ->add_option("--iopolicy", ca.iopolicy,
+                   "multipath I/O policy: round-robin (default), queue-depth, failover, latency; "
+                   "on a further path of a connected device it changes the device's")
+      ->check(CLI::IsMember({"round-robin", "queue-depth", "failover", "latency"}));
+  bool no_ghost_hold = false;
+  connect->add_flag("--no-ghost-write-hold", no_ghost_hold,
+                    "re-issue a write left unanswered by a lost path on another path at once, "
+                    "instead of after KATO + CQT (TP 4129; the hold keeps an old copy of the "
+                    "write from landing after a newer one)");
   connect->add_option("-o,--output-format", o.output, "normal|json")
       ->check(CLI::IsMember({"normal", "json"}));
 
-  std::string dis_nqn, dis_dev;
-  CLI::App* disconnect =
-      app.add_subcommand("disconnect", "remove a subsystem's devices or one device");
+  std::string dis_nqn, dis_dev, dis_addr, dis_svc;
+  CLI::App* disconnect = app.add_subcommand(
+      "disconnect",
+      "remove a subsystem's devices, one device, or (-n with -a/-s) the paths through one portal");
   auto* dn = disconnect->add_option("-n,--nqn", dis_nqn, "subsystem NQN");
   auto* dd = disconnect->add_option("-d,--device", dis_dev, "device, e.g. /dev/ublkb0");
+  auto* da = disconnect->add_option(
+      "-a,--traddr", dis_addr,
+      "with -n: only the paths through this address; devices with another path stay");
+  auto* ds = disconnect->add_option("-s,--trsvcid", dis_svc, "with -n -a: only this port");
   dn->excludes(dd);
   dd->excludes(dn);
+  da->needs(dn);
+  ds->needs(da);
   bool force = false;
   disconnect->add_flag("--force", force, "remove the device even if a filesystem is mounted on it");
 
@@ -254,7 +309,15 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   udev_info->add_option("--state-dir", state_dir, "nvmf-ublkd's state directory")
       ->capture_default_str();
 
-  CLI::App* list = app.add_subcommand("list", "list controllers and devices");
+  std::string pol_dev, pol_name;
+  CLI::App* set_policy = app.add_subcommand(
+      "set-iopolicy", "change a device's multipath I/O policy at once (kept across restarts)");
+  set_policy->add_option("-d,--device", pol_dev, "device, e.g. /dev/ublkb0")->required();
+  set_policy->add_option("policy", pol_name, "round-robin, queue-depth, failover or latency")
+      ->required()
+      ->check(CLI::IsMember({"round-robin", "queue-depth", "failover", "latency"}));
+
+  CLI::App* list = app.add_subcommand("list", "list devices with their paths, and controllers");
   list->add_option("-o,--output-format", o.output, "normal|json")
       ->check(CLI::IsMember({"normal", "json"}));
   app.add_subcommand("version", "print the version");
@@ -295,6 +358,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     ca.trsvcid = o.trsvcid.empty() ? "4420" : o.trsvcid;
     ca.host_traddr = o.host_traddr;
     ca.host_iface = o.host_iface;
+    ca.ghost_write_hold = !no_ghost_hold;
     auto id = discovery::ResolveHostIdentity(o.hostnqn, o.hostid);
     if (!id.ok()) return Fail(err, id.status());
     ca.hostnqn = id->hostnqn;
@@ -316,34 +380,50 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       return 2;
     }
     if (!force) {
-      auto ctrls = client->List();
-      if (!ctrls.ok()) return Fail(err, ctrls.status());
+      // The devices this removes: with -a/-s, only those left without a path.
+      auto devs = client->ListDevices();
+      if (!devs.ok()) return Fail(err, devs.status());
       std::vector<int> ids;
-      for (const auto& c : *ctrls) {
-        for (const auto& d : c.devices) {
-          if (dis_nqn.empty() ? d.path == dis_dev : c.subnqn == dis_nqn) ids.push_back(d.dev_id);
+      for (const auto& d : *devs) {
+        bool goes = dis_nqn.empty() ? d.path == dis_dev : d.subnqn == dis_nqn;
+        if (goes && !dis_addr.empty()) {
+          goes = std::all_of(d.paths.begin(), d.paths.end(), [&](const PathInfo& p) {
+            return p.traddr == dis_addr && (dis_svc.empty() || p.trsvcid == dis_svc);
+          });
         }
+        if (goes) ids.push_back(d.dev_id);
       }
       if (absl::Status s = CheckNotMounted(ids); !s.ok()) return Fail(err, s);
     }
-    auto removed =
-        dis_nqn.empty() ? client->DisconnectDevice(dis_dev) : client->DisconnectSubsystem(dis_nqn);
+    auto removed = !dis_nqn.empty() && !dis_addr.empty()
+                       ? client->DisconnectPath(dis_nqn, dis_addr, dis_svc)
+                   : dis_nqn.empty() ? client->DisconnectDevice(dis_dev)
+                                     : client->DisconnectSubsystem(dis_nqn);
     if (!removed.ok()) return Fail(err, removed.status());
     if (dis_nqn.empty()) {
       out << "disconnected " << dis_dev << "\n";
+    } else if (!dis_addr.empty()) {
+      out << "NQN:" << dis_nqn << " disconnected the path(s) through " << dis_addr
+          << (dis_svc.empty() ? "" : ":") << dis_svc << "; removed " << removed->size()
+          << " device(s) left without a path\n";
     } else {
       out << "NQN:" << dis_nqn << " disconnected " << removed->size() << " device(s)\n";
     }
     return ReportGivenUp(*removed, err);
   }
+  if (app.got_subcommand(set_policy)) {
+    if (absl::Status s = client->SetIoPolicy(pol_dev, pol_name); !s.ok()) return Fail(err, s);
+    out << pol_dev << ": I/O policy " << pol_name << "\n";
+    return 0;
+  }
   if (app.got_subcommand(disconnect_all)) {
-    auto ctrls = client->List();
-    if (!ctrls.ok()) return Fail(err, ctrls.status());
+    auto all = client->ListDevices();
+    if (!all.ok()) return Fail(err, all.status());
     // A device whose filesystem stays mounted (busy) is kept, with its data; the others go.
     std::vector<std::string> removable;
     int kept = 0;
-    for (const auto& c : *ctrls) {
-      for (const auto& d : c.devices) {
+    {
+      for (const auto& d : *all) {
         const std::vector<Mount> mounts = MountsOfDevice(d.dev_id);
         absl::Status s = unmount ? Unmount(mounts) : absl::OkStatus();
         if (unmount && s.ok()) {
@@ -384,29 +464,16 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   if (app.got_subcommand(list)) {
     auto ctrls = client->List();
     if (!ctrls.ok()) return Fail(err, ctrls.status());
+    auto devs = client->ListDevices();
+    if (!devs.ok()) return Fail(err, devs.status());
     if (o.output == "json") {
-      json j = json::array();
-      for (const auto& c : *ctrls) j.push_back(control::ToJson(c));
-      out << json{{"controllers", j}}.dump(2) << "\n";
+      json c = json::array(), d = json::array();
+      for (const auto& x : *ctrls) c.push_back(control::ToJson(x));
+      for (const auto& x : *devs) d.push_back(control::ToJson(x));
+      out << json{{"devices", d}, {"controllers", c}}.dump(2) << "\n";
       return 0;
     }
-    out << std::left << std::setw(14) << "Device" << std::setw(6) << "NSID" << std::setw(12)
-        << "Size" << std::setw(7) << "Block" << std::setw(11) << "State"
-        << "Subsystem / Address\n";
-    for (const auto& c : *ctrls) {
-      for (const auto& d : c.devices) {
-        out << std::left << std::setw(14) << d.path << std::setw(6) << d.nsid << std::setw(12)
-            << (d.size_bytes ? HumanSize(d.size_bytes) : "-") << std::setw(7)
-            << (d.logical_block ? std::to_string(d.logical_block) : "-") << std::setw(11)
-            << (d.state == "live" ? c.state : d.state) << c.subnqn << " " << c.traddr << ":"
-            << c.trsvcid << "\n";
-      }
-      if (c.devices.empty()) {
-        out << std::left << std::setw(14) << "-" << std::setw(6) << "-" << std::setw(12) << "-"
-            << std::setw(7) << "-" << std::setw(11) << c.state << c.subnqn << " " << c.traddr << ":"
-            << c.trsvcid << "\n";
-      }
-    }
+    PrintDevices(*ctrls, *devs, out);
     return 0;
   }
   return 2;

@@ -161,6 +161,28 @@ absl::StatusOr<std::vector<DeviceInfo>> ControlClient::DisconnectSubsystem(
   return Devices(reply);
 }
 
+absl::StatusOr<std::vector<DeviceInfo>> ControlClient::DisconnectPath(std::string_view subnqn,
+                                                                      std::string_view traddr,
+                                                                      std::string_view trsvcid) {
+  ASSIGN_OR_RETURN(json reply, Round(this, json{{"cmd", "disconnect"},
+                                                {"subnqn", std::string(subnqn)},
+                                                {"traddr", std::string(traddr)},
+                                                {"trsvcid", std::string(trsvcid)}}));
+  return Devices(reply);
+}
+
+absl::Status ControlClient::SetIoPolicy(std::string_view device, std::string_view policy) {
+  return Round(this, json{{"cmd", "set-iopolicy"},
+                          {"device", std::string(device)},
+                          {"iopolicy", std::string(policy)}})
+      .status();
+}
+
+absl::StatusOr<std::vector<DeviceInfo>> ControlClient::ListDevices() {
+  ASSIGN_OR_RETURN(json reply, Round(this, json{{"cmd", "list"}}));
+  return Devices(reply);
+}
+
 absl::StatusOr<std::vector<DeviceInfo>> ControlClient::DisconnectDevice(std::string_view path) {
   ASSIGN_OR_RETURN(json reply,
                    Round(this, json{{"cmd", "disconnect"}, {"device", std::string(path)}}));

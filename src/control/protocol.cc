@@ -41,6 +41,9 @@ absl::Status Get(const json& j, const char* key, T* out) {
     if (!fits) {
       return absl::InvalidArgumentError(absl::StrCat(key, " ", it->dump(), " is out of range"));
     }
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (!it->is_number()) return absl::InvalidArgumentError(absl::StrCat(key, " must be a number"));
+    *out = it->template get<T>();
   } else {
     if (!it->is_string()) return absl::InvalidArgumentError(absl::StrCat(key, " must be a string"));
     *out = it->template get<std::string>();
@@ -80,7 +83,9 @@ json ToJson(const ConnectArgs& a) {
               {"ctrl_loss_tmo", a.ctrl_loss_tmo},
               {"fast_io_fail_tmo", a.fast_io_fail_tmo},
               {"hdr_digest", a.hdr_digest},
-              {"data_digest", a.data_digest}};
+              {"data_digest", a.data_digest},
+              {"iopolicy", a.iopolicy},
+              {"ghost_write_hold", a.ghost_write_hold}};
 }
 
 absl::StatusOr<ConnectArgs> ConnectArgsFromJson(const json& j) {
@@ -94,7 +99,8 @@ absl::StatusOr<ConnectArgs> ConnectArgsFromJson(const json& j) {
         Get(j, "queue_size", &a.queue_size), Get(j, "keep_alive_tmo", &a.keep_alive_tmo),
         Get(j, "reconnect_delay", &a.reconnect_delay), Get(j, "ctrl_loss_tmo", &a.ctrl_loss_tmo),
         Get(j, "fast_io_fail_tmo", &a.fast_io_fail_tmo), Get(j, "hdr_digest", &a.hdr_digest),
-        Get(j, "data_digest", &a.data_digest)}) {
+        Get(j, "data_digest", &a.data_digest), Get(j, "iopolicy", &a.iopolicy),
+        Get(j, "ghost_write_hold", &a.ghost_write_hold)}) {
     if (!s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("bad connect request: ", s.message()));
     }
@@ -113,10 +119,40 @@ absl::StatusOr<ConnectArgs> ConnectArgsFromJson(const json& j) {
   if (absl::Status s = CheckRange("fast_io_fail_tmo", a.fast_io_fail_tmo, -1, 1 << 30); !s.ok()) {
     return s;
   }
+  if (!a.iopolicy.empty() && a.iopolicy != "round-robin" && a.iopolicy != "queue-depth" &&
+      a.iopolicy != "failover" && a.iopolicy != "latency") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown I/O policy '", a.iopolicy,
+                     "' (choose round-robin, queue-depth, failover or latency)"));
+  }
   return a;
 }
 
+json ToJson(const PathInfo& p) {
+  return json{{"controller", p.controller}, {"traddr", p.traddr}, {"trsvcid", p.trsvcid},
+              {"cntlid", p.cntlid},         {"state", p.state},   {"ana_state", p.ana_state},
+              {"in_flight", p.in_flight},   {"ios", p.ios},       {"errors", p.errors},
+              {"latency_us", p.latency_us}};
+}
+
+PathInfo PathInfoFromJson(const json& j) {
+  PathInfo p;
+  Keep(j, "controller", &p.controller);
+  Keep(j, "traddr", &p.traddr);
+  Keep(j, "trsvcid", &p.trsvcid);
+  Keep(j, "cntlid", &p.cntlid);
+  Keep(j, "state", &p.state);
+  Keep(j, "ana_state", &p.ana_state);
+  Keep(j, "in_flight", &p.in_flight);
+  Keep(j, "ios", &p.ios);
+  Keep(j, "errors", &p.errors);
+  Keep(j, "latency_us", &p.latency_us);
+  return p;
+}
+
 json ToJson(const DeviceInfo& d) {
+  json paths = json::array();
+  for (const PathInfo& p : d.paths) paths.push_back(ToJson(p));
   return json{{"path", d.path},
               {"dev_id", d.dev_id},
               {"nsid", d.nsid},
@@ -125,7 +161,9 @@ json ToJson(const DeviceInfo& d) {
               {"stable_id", d.stable_id},
               {"subnqn", d.subnqn},
               {"controller", d.controller},
-              {"state", d.state}};
+              {"state", d.state},
+              {"iopolicy", d.iopolicy},
+              {"paths", paths}};
 }
 
 DeviceInfo DeviceInfoFromJson(const json& j) {
@@ -139,6 +177,10 @@ DeviceInfo DeviceInfoFromJson(const json& j) {
   Keep(j, "subnqn", &d.subnqn);
   Keep(j, "controller", &d.controller);
   Keep(j, "state", &d.state);
+  Keep(j, "iopolicy", &d.iopolicy);
+  if (auto it = j.find("paths"); it != j.end() && it->is_array()) {
+    for (const auto& p : *it) d.paths.push_back(PathInfoFromJson(p));
+  }
   return d;
 }
 

@@ -16,6 +16,8 @@ nlohmann::json ToJson(const ConnectArgs& a);
 // Validates as it decodes: unknown transport, missing traddr/subnqn, out-of-range numbers.
 absl::StatusOr<ConnectArgs> ConnectArgsFromJson(const nlohmann::json& j);
 
+nlohmann::json ToJson(const PathInfo& p);
+PathInfo PathInfoFromJson(const nlohmann::json& j);
 nlohmann::json ToJson(const DeviceInfo& d);
 DeviceInfo DeviceInfoFromJson(const nlohmann::json& j);
 nlohmann::json ToJson(const ControllerSummary& c);

@@ -20,10 +20,21 @@ namespace nvmf_ublk::daemon {
 
 using nlohmann::json;
 
-struct Daemon::Device {
+// One path of a device: a connection's controller and the NSID the namespace has there.
+struct Daemon::DevPath {
+  Conn* conn = nullptr;  // conns go only after their paths were taken out of every device
   uint32_t nsid = 0;
-  std::string stable_id;
   std::unique_ptr<multipath::ControllerPath> path;
+};
+
+struct Daemon::Device {
+  std::string subnqn;
+  std::string stable_id;  // empty: the namespace reports no identifier and is never shared
+  nvme::NamespaceIds ids;
+  nvme::NamespaceInfo ns;
+  ublk::DeviceParams params;
+  uint16_t nr_queues = 0;
+  std::vector<std::unique_ptr<DevPath>> paths;  // membership under mu_, in the order added
   std::unique_ptr<multipath::NamespaceHead> head;
   std::unique_ptr<ublk::UblkDevice> dev;
 };
@@ -31,8 +42,7 @@ struct Daemon::Device {
 struct Daemon::Conn {
   ConnectArgs args;
   std::unique_ptr<io::Controller> ctrl;
-  std::vector<std::unique_ptr<Device>> devices;
-  // Devices of the state file not recovered yet (the controller is still reconnecting).
+  // Devices of the state file not recovered through this connection yet (it is reconnecting).
   std::vector<DeviceRecord> pending;
   int state = io::Controller::kNew;  // guarded by mu_
   absl::Status reason;               // guarded by mu_
@@ -83,15 +93,22 @@ Daemon::~Daemon() {
     if (t.joinable()) t.join();
   }
   std::vector<std::shared_ptr<Conn>> conns;
+  std::vector<std::shared_ptr<Device>> devices;
   {
     std::lock_guard<std::mutex> lock(mu_);
     conns.swap(conns_);
+    devices.swap(devices_);
   }
+  // Devices belong to the next daemon: no CC.SHN, nothing they may reach is freed.
+  for (auto& d : devices) KeepForever(d);
   for (auto& c : conns) {
-    if (c->devices.empty() && c->pending.empty()) {
-      DestroyController(c.get());  // nothing lives on it: an orderly shutdown
+    const bool used =
+        !c->pending.empty() || std::any_of(devices.begin(), devices.end(),
+                                           [&](const auto& d) { return Serves(*d, c.get()); });
+    if (used) {
+      KeepForever(c);
     } else {
-      KeepForever(c);  // its devices belong to the next daemon: no CC.SHN, nothing freed
+      DestroyController(c.get());  // nothing lives on it: an orderly shutdown
     }
   }
 }
@@ -197,35 +214,140 @@ void Daemon::DestroyController(Conn* conn) {
   });
 }
 
-namespace {
-
-// What a stuck device's kept queues may still reach: never freed.
-void KeepForever(std::unique_ptr<multipath::NamespaceHead> head,
-                 std::unique_ptr<multipath::ControllerPath> path) {
-  static std::mutex mu;
-  static auto* kept = new std::vector<std::pair<std::unique_ptr<multipath::NamespaceHead>,
-                                                std::unique_ptr<multipath::ControllerPath>>>();
-  std::lock_guard<std::mutex> lock(mu);
-  kept->emplace_back(std::move(head), std::move(path));
+bool Daemon::Serves(const Device& dev, const Conn* conn) const {
+  return std::any_of(dev.paths.begin(), dev.paths.end(),
+                     [&](const auto& p) { return p->conn == conn; });
 }
 
-}  // namespace
+std::shared_ptr<Daemon::Device> Daemon::FindDeviceById(int dev_id) {
+  for (const auto& d : devices_) {
+    if (d->dev && static_cast<int>(d->dev->dev_id()) == dev_id) return d;
+  }
+  return nullptr;
+}
+
+std::shared_ptr<Daemon::Device> Daemon::FindDeviceByIdentity(const std::string& subnqn,
+                                                             const std::string& stable_id) {
+  if (stable_id.empty()) return nullptr;
+  for (const auto& d : devices_) {
+    if (d->dev && d->subnqn == subnqn && d->stable_id == stable_id) return d;
+  }
+  return nullptr;
+}
+
+void Daemon::PublishPaths(Device* dev) {
+  std::vector<multipath::Path*> raw;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& p : dev->paths) raw.push_back(p->path.get());
+  }
+  const std::vector<io::Reactor*> reactors = engine_->io_reactors();
+  for (uint16_t q = 0; q < dev->nr_queues; ++q) {
+    // ublk queue q runs on I/O reactor q (ublk::UblkDevice): its path set is replaced there,
+    // between two of its requests.
+    io::Engine::RunOn(reactors[q % reactors.size()], [&] {
+      dev->head->SetQueuePaths(q, raw);
+      return 0;
+    });
+  }
+}
+
+void Daemon::AddPath(Device* dev, Conn* conn, uint32_t nsid) {
+  auto p = std::make_unique<DevPath>();
+  p->conn = conn;
+  p->nsid = nsid;
+  p->path = std::make_unique<multipath::ControllerPath>(conn->ctrl.get(), nsid, dev->nr_queues);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    dev->paths.push_back(std::move(p));
+  }
+  PublishPaths(dev);
+  NLOG(INFO) << (dev->dev ? dev->dev->block_path() : std::string("device")) << ": path "
+             << conn->ctrl->name() << " nsid " << nsid << " added (" << dev->paths.size()
+             << " path(s))";
+}
+
+std::unique_ptr<Daemon::DevPath> Daemon::TakePath(Device* dev, Conn* conn) {
+  std::unique_ptr<DevPath> taken;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = std::find_if(dev->paths.begin(), dev->paths.end(),
+                           [&](const auto& p) { return p->conn == conn; });
+    if (it == dev->paths.end()) return nullptr;
+    taken = std::move(*it);
+    dev->paths.erase(it);
+  }
+  PublishPaths(dev);
+  // No new request goes there now; let what is in flight finish where it is (an orderly
+  // removal, not a failover: a write cut off here would wait KATO + CQT elsewhere).
+  const int64_t give_up = MonotonicNanos() + 10'000'000'000;
+  while (taken->path->totals().in_flight > 0 && MonotonicNanos() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  NLOG(INFO) << (dev->dev ? dev->dev->block_path() : std::string("device")) << ": path "
+             << taken->path->name() << " removed (" << dev->paths.size() << " left)";
+  return taken;
+}
+
+absl::Status Daemon::CheckPathMatches(const Device& dev, const Conn& conn,
+                                      const io::NamespaceEntry& ns) const {
+  const std::string who = absl::StrCat("namespace ", ns.nsid, " through ", conn.args.traddr, ":",
+                                       conn.args.trsvcid, " (", dev.stable_id, ")");
+  const std::string dev_name = dev.dev ? dev.dev->block_path() : std::string("its device");
+  auto refuse = [&](const std::string& why) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(who, " cannot be another path of ", dev_name, ": ", why));
+  };
+  if (ns.info.lba_bytes != dev.ns.lba_bytes || ns.info.metadata_bytes != dev.ns.metadata_bytes) {
+    return refuse(absl::StrCat("its LBA format is ", ns.info.lba_bytes, "+", ns.info.metadata_bytes,
+                               " bytes, the device's ", dev.ns.lba_bytes, "+",
+                               dev.ns.metadata_bytes));
+  }
+  if (ns.info.nsze != dev.ns.nsze) {
+    return refuse(absl::StrCat("it has ", ns.info.nsze, " blocks, the device ", dev.ns.nsze));
+  }
+  auto differ = [](const auto& a, const auto& b) { return a && b && *a != *b; };
+  if (differ(ns.ids.nguid, dev.ids.nguid) || differ(ns.ids.eui64, dev.ids.eui64) ||
+      differ(ns.ids.uuid, dev.ids.uuid)) {
+    return refuse(absl::StrCat("its identifiers (", ns.ids.NguidHex(), " ", ns.ids.Eui64Hex(), " ",
+                               ns.ids.UuidString(), ") disagree with the device's"));
+  }
+  const ublk::DeviceParams p = multipath::DeviceParamsFor(
+      conn.ctrl->info(), ns.info, conn.ctrl->max_transfer_bytes(), options_.max_io_bytes);
+  if (p.max_transfer_bytes < dev.params.max_transfer_bytes) {
+    return refuse(absl::StrCat("it takes at most ", p.max_transfer_bytes,
+                               " bytes per command, the device was set up for ",
+                               dev.params.max_transfer_bytes));
+  }
+  if (dev.params.max_discard_bytes > 0 && p.max_discard_bytes == 0) {
+    return refuse("it does not support deallocate (discard), the device does");
+  }
+  if (dev.params.max_write_zeroes_bytes > 0 && p.max_write_zeroes_bytes == 0) {
+    return refuse("it does not support Write Zeroes, the device does");
+  }
+  return absl::OkStatus();
+}
 
 bool Daemon::StopDevice(Device* dev) {
   if (!dev->dev) return false;
   const int dev_id = static_cast<int>(dev->dev->dev_id());
+  // A request waiting for a path fails now: the removal does not wait for a path to return.
+  dev->head->FailWaiting();
   if (absl::Status s = dev->dev->Stop(); !s.ok()) {
     NLOG(WARNING) << "stopping " << dev->dev->block_path() << ": " << s;
   }
   if (dev->dev->queues_kept()) {
     // Its queues live on and may still hand requests to the head: the head fails them from now
-    // on, and stays (with its path) for good; once every reactor finished its current turn, no
-    // request is on its way to the path, so the controller may go.
+    // on, and stays (with its paths) for good; once every reactor finished its current turn, no
+    // request is on its way to a path, so the controllers may go.
     dev->head->Abandon();
     for (io::Reactor* r : engine_->io_reactors()) io::Engine::RunOn(r, [] { return 0; });
     NLOG(ERROR) << dev->dev->block_path() << ": kept in memory with its queues for good (its "
                 << "I/O did not stop); new requests to it fail with EIO";
-    KeepForever(std::move(dev->head), std::move(dev->path));
+    auto kept = std::make_shared<Device>();
+    kept->head = std::move(dev->head);
+    kept->paths = std::move(dev->paths);
+    KeepForever(kept);
     dev->dev.reset();
     control::RemovePublishedDevice(options_.state_dir, dev_id);
     return true;
@@ -256,14 +378,18 @@ control::PublishedDevice Daemon::PublishedFor(const Conn& conn, const io::Namesp
   return p;
 }
 
-absl::StatusOr<std::unique_ptr<Daemon::Device>> Daemon::CreateDevice(Conn* conn,
-                                                                     const io::NamespaceEntry& ns) {
+absl::StatusOr<std::shared_ptr<Daemon::Device>> Daemon::CreateDevice(Conn* conn,
+                                                                     const io::NamespaceEntry& ns,
+                                                                     multipath::IoPolicy policy) {
   ASSIGN_OR_RETURN(ublk::ControlDevice * ctl, UblkControl());
   io::Controller* ctrl = conn->ctrl.get();
-  auto dev = std::make_unique<Device>();
-  dev->nsid = ns.nsid;
+  auto dev = std::make_shared<Device>();
+  dev->subnqn = conn->args.subnqn;
   dev->stable_id = ns.ids.StableId();
+  dev->ids = ns.ids;
+  dev->ns = ns.info;
   const uint16_t nq = static_cast<uint16_t>(ctrl->io_queue_count());
+  dev->nr_queues = nq;
   const uint32_t depth = std::min<uint32_t>(options_.max_queue_depth,
                                             static_cast<uint32_t>(conn->args.queue_size) - 1);
   const ublk::DeviceParams params = multipath::DeviceParamsFor(
@@ -274,10 +400,20 @@ absl::StatusOr<std::unique_ptr<Daemon::Device>> Daemon::CreateDevice(Conn* conn,
                      "-byte logical block is larger than one request can carry (--max-io-bytes ",
                      options_.max_io_bytes, ")"));
   }
-  dev->path = std::make_unique<multipath::ControllerPath>(ctrl, ns.nsid);
+  dev->params = params;
+  if (dev->stable_id.empty()) {
+    NLOG(WARNING) << conn->args.subnqn << " namespace " << ns.nsid
+                  << " reports no NGUID, EUI-64 or UUID: its device is not shared with other "
+                     "paths (each connection to it gets a device of its own)";
+  }
+  auto p = std::make_unique<DevPath>();
+  p->conn = conn;
+  p->nsid = ns.nsid;
+  p->path = std::make_unique<multipath::ControllerPath>(ctrl, ns.nsid, nq);
   dev->head = std::make_unique<multipath::NamespaceHead>(
-      absl::StrCat(ctrl->name(), "/ns", ns.nsid), std::vector<multipath::Path*>{dev->path.get()},
-      ns.info.lba_bytes, nq, depth);
+      absl::StrCat(conn->args.subnqn, "/", dev->stable_id.empty() ? ctrl->name() : dev->stable_id),
+      std::vector<multipath::Path*>{p->path.get()}, ns.info.lba_bytes, nq, depth, policy);
+  dev->paths.push_back(std::move(p));
   ublk::DeviceOptions dopt;
   dopt.nr_queues = nq;
   dopt.queue_depth = static_cast<uint16_t>(depth);
@@ -297,22 +433,43 @@ absl::StatusOr<std::unique_ptr<Daemon::Device>> Daemon::CreateDevice(Conn* conn,
                         absl::StrCat("namespace ", ns.nsid, ": ", created.status().message()));
   }
   dev->dev = std::move(*created);
-  NLOG(INFO) << dev->dev->block_path() << ": " << conn->args.subnqn << " nsid " << ns.nsid << ", "
-             << ublk::ToString(params);
+  NLOG(INFO) << dev->dev->block_path() << ": " << conn->args.subnqn << " nsid " << ns.nsid << " ("
+             << (dev->stable_id.empty() ? "no identifier" : dev->stable_id) << "), "
+             << ublk::ToString(params) << ", I/O policy " << multipath::ToString(policy);
   return dev;
 }
 
-DeviceInfo Daemon::InfoOf(const Conn& conn, const Device& dev) const {
+DeviceInfo Daemon::InfoOf(const Device& dev) const {
   DeviceInfo d;
-  d.nsid = dev.nsid;
   d.stable_id = dev.stable_id;
-  d.subnqn = conn.args.subnqn;
-  d.controller = conn.ctrl ? conn.ctrl->name() : "";
+  d.subnqn = dev.subnqn;
+  if (!dev.paths.empty()) {
+    d.nsid = dev.paths.front()->nsid;
+    const Conn* c = dev.paths.front()->conn;
+    d.controller = c->ctrl ? c->ctrl->name() : "";
+  }
   if (dev.dev) {
     d.path = dev.dev->block_path();
     d.dev_id = static_cast<int>(dev.dev->dev_id());
     d.size_bytes = dev.dev->params().size_bytes;
     d.logical_block = dev.dev->params().logical_block_size;
+  }
+  if (dev.head) d.iopolicy = multipath::ToString(dev.head->policy());
+  for (const auto& p : dev.paths) {
+    PathInfo pi;
+    const Conn* c = p->conn;
+    pi.controller = c->ctrl ? c->ctrl->name() : c->args.traddr;
+    pi.traddr = c->args.traddr;
+    pi.trsvcid = c->args.trsvcid;
+    pi.cntlid = c->ctrl ? c->ctrl->cntlid() : 0;
+    pi.state = io::Controller::ToString(c->state);
+    pi.ana_state = nvme::AnaStateName(p->path->ana_state());
+    const multipath::Path::Totals t = p->path->totals();
+    pi.in_flight = t.in_flight;
+    pi.ios = t.ios;
+    pi.errors = t.errors;
+    pi.latency_us = static_cast<double>(t.latency_ns) / 1000.0;
+    d.paths.push_back(std::move(pi));
   }
   return d;
 }
@@ -322,10 +479,12 @@ void Daemon::Persist() {
   std::unique_lock<std::mutex> lock(mu_);
   for (const auto& c : conns_) {
     ConnectionRecord rec{c->args, {}};
-    for (const auto& d : c->devices) {
-      if (d->dev) {
-        rec.devices.push_back(
-            DeviceRecord{d->nsid, static_cast<int>(d->dev->dev_id()), d->stable_id});
+    for (const auto& d : devices_) {
+      if (!d->dev) continue;
+      for (const auto& p : d->paths) {
+        if (p->conn != c.get()) continue;
+        rec.devices.push_back(DeviceRecord{p->nsid, static_cast<int>(d->dev->dev_id()),
+                                           d->stable_id, multipath::ToString(d->head->policy())});
       }
     }
     for (const auto& p : c->pending) rec.devices.push_back(p);
@@ -347,6 +506,10 @@ absl::StatusOr<std::vector<DeviceInfo>> Daemon::Connect(const ConnectArgs& in) {
   ASSIGN_OR_RETURN(auto id, discovery::ResolveHostIdentity(args.hostnqn, args.hostid));
   args.hostnqn = id.hostnqn;
   args.hostid = id.hostid;
+  std::optional<multipath::IoPolicy> policy;
+  if (!args.iopolicy.empty()) {
+    ASSIGN_OR_RETURN(policy, multipath::ParseIoPolicy(args.iopolicy));
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& c : conns_) {
@@ -366,13 +529,20 @@ absl::StatusOr<std::vector<DeviceInfo>> Daemon::Connect(const ConnectArgs& in) {
     std::lock_guard<std::mutex> lock(mu_);
     conns_.push_back(owned);
   }
-  // No half-created device is left behind: undo everything on any failure.
+  std::vector<std::shared_ptr<Device>> created;  // by this connect
+  std::vector<std::shared_ptr<Device>> joined;   // existing devices this connect added a path to
+  // Nothing is left behind on a failure: devices created go, paths added are taken out again.
   auto fail = [&](const absl::Status& s) {
-    for (auto& d : conn->devices) StopDevice(d.get());
+    for (auto& d : created) StopDevice(d.get());
+    std::vector<std::unique_ptr<DevPath>> taken;
+    for (auto& d : joined) {
+      if (auto p = TakePath(d.get(), conn)) taken.push_back(std::move(p));
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
-      conn->devices.clear();
+      for (auto& d : created) devices_.erase(std::find(devices_.begin(), devices_.end(), d));
     }
+    created.clear();
     DestroyController(conn);
     RemoveConn(conn);
     return s;
@@ -386,73 +556,163 @@ absl::StatusOr<std::vector<DeviceInfo>> Daemon::Connect(const ConnectArgs& in) {
   if (conn->ctrl->namespaces().empty()) {
     return fail(io::NoUsableNamespaces(args.subnqn, conn->ctrl->refused_namespaces()));
   }
-  std::vector<DeviceInfo> out;
+  // Which namespaces are further paths of existing devices: decided (and checked) before
+  // anything changes, so a path that disagrees changes nothing.
+  std::vector<std::pair<std::shared_ptr<Device>, const io::NamespaceEntry*>> plan;
   for (const auto& ns : conn->ctrl->namespaces()) {
-    auto dev = CreateDevice(conn, ns);
-    if (!dev.ok()) return fail(dev.status());
+    std::shared_ptr<Device> existing;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      existing = FindDeviceByIdentity(args.subnqn, ns.ids.StableId());
+    }
+    if (existing) {
+      if (absl::Status s = CheckPathMatches(*existing, *conn, ns); !s.ok()) return fail(s);
+    }
+    plan.emplace_back(existing, &ns);
+  }
+  std::vector<DeviceInfo> out;
+  for (const auto& [existing, ns] : plan) {
+    std::shared_ptr<Device> dev = existing;
+    if (dev) {
+      AddPath(dev.get(), conn, ns->nsid);
+      joined.push_back(dev);
+      if (policy) dev->head->set_policy(*policy);
+    } else {
+      auto made = CreateDevice(conn, *ns, policy.value_or(multipath::IoPolicy::kRoundRobin));
+      if (!made.ok()) return fail(made.status());
+      dev = *made;
+      created.push_back(dev);
+      std::lock_guard<std::mutex> lock(mu_);
+      devices_.push_back(dev);
+    }
     std::lock_guard<std::mutex> lock(mu_);
-    conn->devices.push_back(std::move(*dev));
-    out.push_back(InfoOf(*conn, *conn->devices.back()));
+    out.push_back(InfoOf(*dev));
   }
   Persist();
   return out;
 }
 
+void Daemon::RemoveConns(const std::vector<std::shared_ptr<Conn>>& conns) {
+  for (const auto& cp : conns) {
+    Conn* c = cp.get();
+    std::vector<DeviceRecord> pending;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      c->cancelled = true;
+      cv_.notify_all();
+      pending.swap(c->pending);
+    }
+    // Devices still waiting for this path's recovery go too (the kernel fails their queued I/O),
+    // unless they are served already or another connection may still recover them.
+    std::vector<uint32_t> remove;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& p : pending) {
+        bool elsewhere = FindDeviceById(p.dev_id) != nullptr;
+        for (const auto& other : conns_) {
+          if (other.get() == c || other->cancelled) continue;
+          for (const auto& op : other->pending) elsewhere |= op.dev_id == p.dev_id;
+        }
+        if (!elsewhere) remove.push_back(static_cast<uint32_t>(p.dev_id));
+      }
+    }
+    if (auto ctl = UblkControl(); ctl.ok()) {
+      for (uint32_t id : remove) RemoveKernelDevice(*ctl, id);
+    }
+    DestroyController(c);
+    RemoveConn(c);
+  }
+}
+
 absl::StatusOr<std::vector<DeviceInfo>> Daemon::Disconnect(const std::string& subnqn,
-                                                           const std::string& device) {
+                                                           const std::string& device,
+                                                           const std::string& traddr,
+                                                           const std::string& trsvcid) {
   std::lock_guard<std::mutex> ops(ops_mu_);
   std::vector<DeviceInfo> removed;
-  std::vector<std::shared_ptr<Conn>> targets;
+  std::vector<std::shared_ptr<Conn>> conns;      // connections that go
+  std::vector<std::shared_ptr<Device>> devices;  // devices that go
+  std::vector<std::shared_ptr<Device>> thinned;  // devices that lose paths and stay
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return absl::UnavailableError("nvmf-ublkd is stopping");
-    for (auto& c : conns_) {
-      if (!subnqn.empty() && c->args.subnqn == subnqn) targets.push_back(c);
-      if (!device.empty()) {
-        for (auto& d : c->devices) {
-          if (d->dev && d->dev->block_path() == device) targets.push_back(c);
+    if (!device.empty()) {
+      for (const auto& d : devices_) {
+        if (d->dev && d->dev->block_path() == device) devices.push_back(d);
+      }
+      if (devices.empty())
+        return absl::NotFoundError(absl::StrCat(device, " is not an nvmf-ublk device"));
+      // Connections left serving nothing go with it.
+      for (const auto& c : conns_) {
+        if (!Serves(*devices[0], c.get()) || !c->pending.empty()) continue;
+        const bool other = std::any_of(devices_.begin(), devices_.end(), [&](const auto& d) {
+          return d != devices[0] && Serves(*d, c.get());
+        });
+        if (!other) conns.push_back(c);
+      }
+    } else {
+      for (const auto& c : conns_) {
+        if (c->args.subnqn == subnqn && (traddr.empty() || c->args.traddr == traddr) &&
+            (trsvcid.empty() || c->args.trsvcid == trsvcid)) {
+          conns.push_back(c);
         }
       }
+      if (conns.empty()) {
+        return absl::NotFoundError(traddr.empty()
+                                       ? absl::StrCat("no connection to ", subnqn)
+                                       : absl::StrCat("no path to ", subnqn, " through ", traddr,
+                                                      trsvcid.empty() ? "" : ":", trsvcid));
+      }
+      auto going = [&](const Conn* c) {
+        return std::any_of(conns.begin(), conns.end(), [&](const auto& g) { return g.get() == c; });
+      };
+      for (const auto& d : devices_) {
+        const bool touched = std::any_of(d->paths.begin(), d->paths.end(),
+                                         [&](const auto& p) { return going(p->conn); });
+        if (!touched) continue;
+        const bool keeps = std::any_of(d->paths.begin(), d->paths.end(),
+                                       [&](const auto& p) { return !going(p->conn); });
+        (keeps ? thinned : devices).push_back(d);
+      }
     }
   }
-  if (targets.empty()) {
-    return absl::NotFoundError(subnqn.empty() ? absl::StrCat(device, " is not an nvmf-ublk device")
-                                              : absl::StrCat("no connection to ", subnqn));
-  }
-  for (const auto& cp : targets) {
-    Conn* c = cp.get();
-    for (auto it = c->devices.begin(); it != c->devices.end();) {
-      Device* d = it->get();
-      if (!device.empty() && (!d->dev || d->dev->block_path() != device)) {
-        ++it;
-        continue;
-      }
-      removed.push_back(InfoOf(*c, *d));
-      removed.back().state = StopDevice(d) ? "given-up" : "removed";
+  for (const auto& d : devices) {
+    {
       std::lock_guard<std::mutex> lock(mu_);
-      it = c->devices.erase(it);
+      removed.push_back(InfoOf(*d));
     }
-    if (c->devices.empty()) {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        c->cancelled = true;
-        cv_.notify_all();
-      }
-      // Devices still waiting for recovery go too: the kernel fails their queued I/O.
-      std::vector<DeviceRecord> pending;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        pending.swap(c->pending);
-      }
-      if (auto ctl = UblkControl(); ctl.ok()) {
-        for (const auto& p : pending) RemoveKernelDevice(*ctl, static_cast<uint32_t>(p.dev_id));
-      }
-      DestroyController(c);
-      RemoveConn(c);
+    removed.back().state = StopDevice(d.get()) ? "given-up" : "removed";
+    std::lock_guard<std::mutex> lock(mu_);
+    devices_.erase(std::find(devices_.begin(), devices_.end(), d));
+  }
+  std::vector<std::unique_ptr<DevPath>> taken;
+  for (const auto& d : thinned) {
+    for (const auto& c : conns) {
+      if (auto p = TakePath(d.get(), c.get())) taken.push_back(std::move(p));
     }
   }
+  RemoveConns(conns);
+  // Each reactor finished the turn in which it may last have looked at a taken path.
+  for (io::Reactor* r : engine_->io_reactors()) io::Engine::RunOn(r, [] { return 0; });
+  taken.clear();
   Persist();
   return removed;
+}
+
+absl::Status Daemon::SetIoPolicy(const std::string& device, const std::string& policy) {
+  ASSIGN_OR_RETURN(multipath::IoPolicy p, multipath::ParseIoPolicy(policy));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::shared_ptr<Device> dev;
+    for (const auto& d : devices_) {
+      if (d->dev && d->dev->block_path() == device) dev = d;
+    }
+    if (!dev) return absl::NotFoundError(absl::StrCat(device, " is not an nvmf-ublk device"));
+    dev->head->set_policy(p);
+  }
+  NLOG(INFO) << device << ": I/O policy " << policy;
+  Persist();
+  return absl::OkStatus();
 }
 
 std::vector<ControllerSummary> Daemon::List() {
@@ -469,7 +729,9 @@ std::vector<ControllerSummary> Daemon::List() {
       s.reconnects = c->ctrl->reconnects();
       s.cntlid = c->ctrl->cntlid();
     }
-    for (const auto& d : c->devices) s.devices.push_back(InfoOf(*c, *d));
+    for (const auto& d : devices_) {
+      if (Serves(*d, c.get())) s.devices.push_back(InfoOf(*d));
+    }
     for (const auto& p : c->pending) {
       DeviceInfo d;
       d.path = absl::StrCat("/dev/ublkb", p.dev_id);
@@ -482,6 +744,35 @@ std::vector<ControllerSummary> Daemon::List() {
       s.devices.push_back(std::move(d));
     }
     out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<DeviceInfo> Daemon::ListDevices() {
+  std::vector<DeviceInfo> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& d : devices_) {
+    if (d->dev) out.push_back(InfoOf(*d));
+  }
+  // Devices of the state file that no connection has recovered yet: once each.
+  for (const auto& c : conns_) {
+    for (const auto& p : c->pending) {
+      if (FindDeviceById(p.dev_id)) continue;
+      if (std::any_of(out.begin(), out.end(),
+                      [&](const auto& o) { return o.dev_id == p.dev_id; })) {
+        continue;
+      }
+      DeviceInfo d;
+      d.path = absl::StrCat("/dev/ublkb", p.dev_id);
+      d.dev_id = p.dev_id;
+      d.nsid = p.nsid;
+      d.stable_id = p.stable_id;
+      d.subnqn = c->args.subnqn;
+      d.controller = c->ctrl ? c->ctrl->name() : c->args.traddr;
+      d.state = "recovering";
+      d.iopolicy = p.iopolicy.empty() ? "round-robin" : p.iopolicy;
+      out.push_back(std::move(d));
+    }
   }
   return out;
 }
@@ -523,14 +814,37 @@ json Daemon::HandleRequest(const json& req) {
     return devices_reply(Connect(*args));
   }
   if (cmd == "disconnect") {
-    absl::StatusOr<std::string> nqn_field = field("subnqn"), dev_field = field("device");
-    if (!nqn_field.ok()) return control::ErrorReply(nqn_field.status());
-    if (!dev_field.ok()) return control::ErrorReply(dev_field.status());
+    absl::StatusOr<std::string> nqn_field = field("subnqn"), dev_field = field("device"),
+                                addr_field = field("traddr"), svc_field = field("trsvcid");
+    for (const auto* f : {&nqn_field, &dev_field, &addr_field, &svc_field}) {
+      if (!f->ok()) return control::ErrorReply(f->status());
+    }
     const std::string nqn = *nqn_field, dev = *dev_field;
     if (nqn.empty() == dev.empty()) {
       return control::ErrorReply(absl::InvalidArgumentError("disconnect needs subnqn or device"));
     }
-    return devices_reply(Disconnect(nqn, dev));
+    if (!dev.empty() && (!addr_field->empty() || !svc_field->empty())) {
+      return control::ErrorReply(absl::InvalidArgumentError(
+          "disconnect: traddr/trsvcid select paths of a subsystem (subnqn), not of a device"));
+    }
+    if (addr_field->empty() && !svc_field->empty()) {
+      return control::ErrorReply(
+          absl::InvalidArgumentError("disconnect: trsvcid (-s) needs traddr (-a)"));
+    }
+    return devices_reply(Disconnect(nqn, dev, *addr_field, *svc_field));
+  }
+  if (cmd == "set-iopolicy") {
+    absl::StatusOr<std::string> dev_field = field("device"), pol_field = field("iopolicy");
+    if (!dev_field.ok()) return control::ErrorReply(dev_field.status());
+    if (!pol_field.ok()) return control::ErrorReply(pol_field.status());
+    if (dev_field->empty() || pol_field->empty()) {
+      return control::ErrorReply(
+          absl::InvalidArgumentError("set-iopolicy needs device and iopolicy"));
+    }
+    if (absl::Status s = SetIoPolicy(*dev_field, *pol_field); !s.ok()) {
+      return control::ErrorReply(s);
+    }
+    return json{{"ok", true}};
   }
   if (cmd == "disconnect-all") {
     std::vector<std::string> nqns;
@@ -553,9 +867,10 @@ json Daemon::HandleRequest(const json& req) {
     return devices_reply(removed);
   }
   if (cmd == "list") {
-    json ctrls = json::array();
+    json ctrls = json::array(), devs = json::array();
     for (const auto& c : List()) ctrls.push_back(control::ToJson(c));
-    return json{{"ok", true}, {"controllers", ctrls}};
+    for (const auto& d : ListDevices()) devs.push_back(control::ToJson(d));
+    return json{{"ok", true}, {"controllers", ctrls}, {"devices", devs}};
   }
   return control::ErrorReply(
       absl::InvalidArgumentError(absl::StrCat("unknown command '", cmd, "'")));
@@ -635,32 +950,52 @@ void Daemon::RecoverConnection(const std::shared_ptr<Conn>& owned, const Connect
             "namespace ", rec.nsid, " is now ", ns->ids.StableId(), ", was ", rec.stable_id));
       }
     }
-    std::unique_ptr<Device> dev;
-    if (s.ok()) {
-      dev = std::make_unique<Device>();
-      dev->nsid = rec.nsid;
-      dev->stable_id = rec.stable_id;
+    // Another path of the device may have recovered it already: this one joins it.
+    std::shared_ptr<Device> existing;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      existing = FindDeviceById(rec.dev_id);
+    }
+    std::shared_ptr<Device> dev;
+    if (s.ok() && existing) {
+      s = CheckPathMatches(*existing, *conn, *ns);
+      if (s.ok()) AddPath(existing.get(), conn, rec.nsid);
+    } else if (s.ok()) {
+      dev = std::make_shared<Device>();
+      dev->subnqn = conn->args.subnqn;
+      dev->stable_id = rec.stable_id.empty() ? ns->ids.StableId() : rec.stable_id;
+      dev->ids = ns->ids;
+      dev->ns = ns->info;
       auto info = (*ctl)->GetDeviceInfo(dev_id);
       if (!info.ok()) s = info.status();
       if (s.ok()) {
         const uint16_t nq = info->nr_hw_queues;
-        dev->path = std::make_unique<multipath::ControllerPath>(conn->ctrl.get(), rec.nsid);
+        dev->nr_queues = nq;
+        auto p = std::make_unique<DevPath>();
+        p->conn = conn;
+        p->nsid = rec.nsid;
+        p->path = std::make_unique<multipath::ControllerPath>(conn->ctrl.get(), rec.nsid, nq);
+        const multipath::IoPolicy policy =
+            multipath::ParseIoPolicy(rec.iopolicy).value_or(multipath::IoPolicy::kRoundRobin);
         dev->head = std::make_unique<multipath::NamespaceHead>(
-            absl::StrCat(conn->ctrl->name(), "/ns", rec.nsid),
-            std::vector<multipath::Path*>{dev->path.get()}, ns->info.lba_bytes, nq,
-            info->queue_depth);
+            absl::StrCat(conn->args.subnqn, "/",
+                         dev->stable_id.empty() ? conn->ctrl->name() : dev->stable_id),
+            std::vector<multipath::Path*>{p->path.get()}, ns->info.lba_bytes, nq, info->queue_depth,
+            policy);
+        dev->paths.push_back(std::move(p));
         ublk::DeviceOptions dopt;
         dopt.stop_timeout_ns = static_cast<int64_t>(options_.stop_timeout_s * 1e9);
         const std::vector<io::Reactor*> reactors = engine_->io_reactors();
         auto recovered = ublk::UblkDevice::Recover(*ctl, dev_id, dopt, reactors, dev->head.get());
         if (recovered.ok()) {
           dev->dev = std::move(*recovered);
+          dev->params = dev->dev->params();
         } else {
           s = recovered.status();
         }
       }
     }
-    if (s.ok()) {
+    if (s.ok() && dev) {
       NLOG(INFO) << dev->dev->block_path() << ": recovered (" << rec.stable_id << "), "
                  << (MonotonicNanos() - created_ns_) / 1'000'000 << " ms after the daemon started";
       // Refresh what udev reads (a daemon of an older version may not have published it).
@@ -672,19 +1007,39 @@ void Daemon::RecoverConnection(const std::shared_ptr<Conn>& owned, const Connect
         }
         TriggerChange(dev_id);
       }
-    } else {
-      // Never leave a device whose I/O waits forever: remove it (queued I/O fails).
-      NLOG(ERROR) << "/dev/ublkb" << dev_id << ": cannot recover: " << s << "; removing it";
-      if (ctl.ok()) RemoveKernelDevice(*ctl, dev_id);
+    } else if (!s.ok()) {
       dev.reset();
+      bool elsewhere = existing != nullptr;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (const auto& other : conns_) {
+          if (other.get() == conn || other->cancelled) continue;
+          for (const auto& op : other->pending) elsewhere |= op.dev_id == rec.dev_id;
+        }
+      }
+      if (elsewhere) {
+        // Its other path(s) serve it, or may still recover it.
+        NLOG(ERROR) << "/dev/ublkb" << dev_id << ": path " << conn->args.traddr << ":"
+                    << conn->args.trsvcid << " not recovered: " << s;
+      } else {
+        // Never leave a device whose I/O waits forever: remove it (queued I/O fails).
+        NLOG(ERROR) << "/dev/ublkb" << dev_id << ": cannot recover: " << s << "; removing it";
+        if (ctl.ok()) RemoveKernelDevice(*ctl, dev_id);
+      }
     }
     std::lock_guard<std::mutex> lock(mu_);
     auto it = std::find_if(conn->pending.begin(), conn->pending.end(),
                            [&](const DeviceRecord& p) { return p.dev_id == rec.dev_id; });
     if (it != conn->pending.end()) conn->pending.erase(it);
-    if (dev) conn->devices.push_back(std::move(dev));
+    if (dev) devices_.push_back(std::move(dev));
   }
-  if (conn->devices.empty()) {
+  bool serves = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    serves = std::any_of(devices_.begin(), devices_.end(),
+                         [&](const auto& d) { return Serves(*d, conn); });
+  }
+  if (!serves) {
     DestroyController(conn);
     RemoveConn(conn);
   }
@@ -694,10 +1049,17 @@ void Daemon::RecoverConnection(const std::shared_ptr<Conn>& owned, const Connect
 DeviceCounts Daemon::Counts() {
   DeviceCounts n;
   std::lock_guard<std::mutex> lock(mu_);
+  n.live = static_cast<int>(devices_.size());
+  std::vector<int> waiting;
   for (const auto& c : conns_) {
-    n.live += static_cast<int>(c->devices.size());
-    n.recovering += static_cast<int>(c->pending.size());
+    for (const auto& p : c->pending) {
+      if (!FindDeviceById(p.dev_id) &&
+          std::find(waiting.begin(), waiting.end(), p.dev_id) == waiting.end()) {
+        waiting.push_back(p.dev_id);
+      }
+    }
   }
+  n.recovering = static_cast<int>(waiting.size());
   return n;
 }
 
@@ -745,10 +1107,8 @@ HandOverSummary Daemon::HandOver(int64_t timeout_ns) {
   std::vector<ublk::UblkDevice*> devs;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& c : conns_) {
-      for (const auto& d : c->devices) {
-        if (d->dev) devs.push_back(d->dev.get());
-      }
+    for (const auto& d : devices_) {
+      if (d->dev) devs.push_back(d->dev.get());
     }
   }
   HandOverSummary sum;

@@ -6,6 +6,10 @@
 // reactors. Recovery of each connection found in the state file runs on its own thread, so a target
 // that is down does not hold up the daemon.
 //
+// Multipath (DESIGN.md §5): a device is one namespace, identified by subsystem NQN + NGUID (else
+// EUI-64, else UUID); every connection (path) to that subsystem that reports the same identity
+// adds a path to the same device. A namespace without any identifier gets a device of its own.
+//
 // Life cycle (DESIGN.md §4): devices go away only on an explicit disconnect. A daemon exit -
 // SIGTERM, restart, upgrade, crash - leaves every device, its number and its mounted filesystems in
 // place: HandOver() holds new I/O in the kernel, lets what the targets have complete, quiesces
@@ -88,20 +92,44 @@ class Daemon final : private io::ControllerListener {
  private:
   nlohmann::json HandleRequest(const nlohmann::json& request);
   struct Device;
+  struct DevPath;
   struct Conn;
   explicit Daemon(const DaemonOptions& options) : options_(options) {}
 
   absl::StatusOr<std::vector<DeviceInfo>> Connect(const ConnectArgs& args);
+  // By device, or by subsystem (optionally only the paths through traddr[:trsvcid]).
   absl::StatusOr<std::vector<DeviceInfo>> Disconnect(const std::string& subnqn,
-                                                     const std::string& device);
+                                                     const std::string& device,
+                                                     const std::string& traddr = "",
+                                                     const std::string& trsvcid = "");
+  absl::Status SetIoPolicy(const std::string& device, const std::string& policy);
   std::vector<ControllerSummary> List();
+  std::vector<DeviceInfo> ListDevices();
 
   absl::StatusOr<ublk::ControlDevice*> UblkControl();
   io::ControllerOptions ControllerOptionsFor(const ConnectArgs& args) const;
   // Creates the controller and waits until it is live (or returns why it is not).
   absl::Status StartController(Conn* conn, bool retry_initial);
   absl::Status WaitLive(Conn* conn);
-  absl::StatusOr<std::unique_ptr<Device>> CreateDevice(Conn* conn, const io::NamespaceEntry& ns);
+  absl::StatusOr<std::shared_ptr<Device>> CreateDevice(Conn* conn, const io::NamespaceEntry& ns,
+                                                       multipath::IoPolicy policy);
+  // Whether `conn`'s view of namespace `ns` may be another path of `dev` (same size, format,
+  // identifiers; limits at least the device's), or why not.
+  absl::Status CheckPathMatches(const Device& dev, const Conn& conn,
+                                const io::NamespaceEntry& ns) const;
+  // Adds `conn`'s path to `dev` on every queue (the reactors take the new set at once).
+  void AddPath(Device* dev, Conn* conn, uint32_t nsid);
+  // Takes `conn`'s path out of `dev` on every queue, waits (bounded) until nothing is in flight on
+  // it, and returns it: destroy it only after its controller.
+  std::unique_ptr<DevPath> TakePath(Device* dev, Conn* conn);
+  void PublishPaths(Device* dev);
+  std::shared_ptr<Device> FindDeviceById(int dev_id);  // caller holds mu_
+  std::shared_ptr<Device> FindDeviceByIdentity(const std::string& subnqn,
+                                               const std::string& stable_id);  // holds mu_
+  bool Serves(const Device& dev, const Conn* conn) const;
+  // Destroys each conn's controller (in-flight commands fail over) and removes the conns; their
+  // devices still waiting for recovery are deleted unless another path may still bring them back.
+  void RemoveConns(const std::vector<std::shared_ptr<Conn>>& conns);
   // What udev reads about a device (control/published_device.h).
   control::PublishedDevice PublishedFor(const Conn& conn, const io::NamespaceEntry& ns,
                                         int dev_id) const;
@@ -112,7 +140,7 @@ class Daemon final : private io::ControllerListener {
   bool StopDevice(Device* dev);
   void DestroyController(Conn* conn);
   void Persist();
-  DeviceInfo InfoOf(const Conn& conn, const Device& dev) const;
+  DeviceInfo InfoOf(const Device& dev) const;  // caller holds mu_
   Conn* FindConn(io::Controller* ctrl);
 
   void OnControllerState(io::Controller* ctrl, int state, const absl::Status& why) override;
@@ -129,6 +157,7 @@ class Daemon final : private io::ControllerListener {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::shared_ptr<Conn>> conns_;
+  std::vector<std::shared_ptr<Device>> devices_;  // membership and each Device::paths
   std::vector<std::thread> recovery_threads_;
   bool stopping_ = false;     // HandOver started: no request or recovery changes anything now
   bool handed_over_ = false;  // HandOver done

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -92,6 +93,9 @@ absl::StatusOr<State> ParseState(std::string_view text, const std::string& origi
           }
           dev.stable_id = id->get<std::string>();
         }
+        if (auto pol = d.find("iopolicy"); pol != d.end() && pol->is_string()) {
+          dev.iopolicy = pol->get<std::string>();  // an unknown one falls back to the default
+        }
         rec.devices.push_back(std::move(dev));
       }
     }
@@ -100,17 +104,31 @@ absl::StatusOr<State> ParseState(std::string_view text, const std::string& origi
   return state;
 }
 
+int StateFormatVersionFor(const State& state) {
+  std::set<int> seen;
+  for (const auto& c : state.connections) {
+    std::set<int> here;
+    for (const auto& d : c.devices) here.insert(d.dev_id);
+    for (int id : here) {
+      if (!seen.insert(id).second) return 2;
+    }
+  }
+  return 1;
+}
+
 absl::Status SaveState(const std::string& path, const State& state) {
   json conns = json::array();
   for (const auto& c : state.connections) {
     json devs = json::array();
     for (const auto& d : c.devices) {
-      devs.push_back({{"nsid", d.nsid}, {"dev_id", d.dev_id}, {"stable_id", d.stable_id}});
+      json dev = {{"nsid", d.nsid}, {"dev_id", d.dev_id}, {"stable_id", d.stable_id}};
+      if (!d.iopolicy.empty()) dev["iopolicy"] = d.iopolicy;
+      devs.push_back(std::move(dev));
     }
     conns.push_back({{"args", control::ToJson(c.args)}, {"devices", devs}});
   }
   const std::string text =
-      json{{"version", kStateFormatVersion}, {"connections", conns}}.dump(2) + "\n";
+      json{{"version", StateFormatVersionFor(state)}, {"connections", conns}}.dump(2) + "\n";
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create ", tmp));

@@ -23,6 +23,7 @@ struct DeviceRecord {
   uint32_t nsid = 0;
   int dev_id = -1;
   std::string stable_id;
+  std::string iopolicy;  // the device's multipath I/O policy (empty: round-robin)
 };
 
 struct ConnectionRecord {
@@ -30,7 +31,9 @@ struct ConnectionRecord {
   std::vector<DeviceRecord> devices;
 };
 
-inline constexpr int kStateFormatVersion = 1;
+// Version 2: one device may be listed under several connections (its paths; same dev_id). A file
+// without such a device is written as version 1, which version-1 daemons read correctly.
+inline constexpr int kStateFormatVersion = 2;
 
 struct State {
   std::vector<ConnectionRecord> connections;
@@ -43,6 +46,8 @@ absl::StatusOr<State> LoadState(const std::string& path);
 // malformed, gives a State or an error: nothing throws.
 absl::StatusOr<State> ParseState(std::string_view text, const std::string& origin);
 absl::Status SaveState(const std::string& path, const State& state);
+// The version SaveState writes for `state`: 2 when a dev_id appears under two connections, else 1.
+int StateFormatVersionFor(const State& state);
 
 }  // namespace nvmf_ublk::daemon
 

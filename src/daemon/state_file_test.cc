@@ -96,12 +96,33 @@ TEST(StateFile, MalformedDeviceRecordsAreDataLossNotAThrow) {
   EXPECT_EQ(ok.connections[0].devices[0].dev_id, 2);
 }
 
-TEST(StateFile, WritesItsFormatVersion) {
+// Version 1 while no device has two paths (version-1 daemons read such a file correctly);
+// version 2 once one device is listed under two connections, with its I/O policy kept.
+TEST(StateFile, WritesTheOldestVersionThatHoldsIt) {
   const std::string path = TempPath();
+  auto text_of = [&] {
+    std::ifstream in(path);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
   ASSERT_THAT(SaveState(path, State{}), IsOk());
-  std::ifstream in(path);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_THAT(text, ::testing::HasSubstr("\"version\": " + std::to_string(kStateFormatVersion)));
+  EXPECT_THAT(text_of(), ::testing::HasSubstr("\"version\": 1"));
+  ConnectArgs a;
+  a.traddr = "10.0.0.1";
+  a.subnqn = "nqn.2026-01.io.test:s";
+  ConnectArgs b = a;
+  b.traddr = "10.0.0.2";
+  State two{{ConnectionRecord{a, {DeviceRecord{1, 3, "nguid.00ab", "queue-depth"}}},
+             ConnectionRecord{b, {DeviceRecord{1, 4, "nguid.00cd", ""}}}}};
+  EXPECT_EQ(StateFormatVersionFor(two), 1);
+  two.connections[1].devices[0].dev_id = 3;  // a second path of /dev/ublkb3
+  EXPECT_EQ(StateFormatVersionFor(two), 2);
+  ASSERT_THAT(SaveState(path, two), IsOk());
+  EXPECT_THAT(text_of(), ::testing::HasSubstr("\"version\": 2"));
+  ASSERT_OK_AND_ASSIGN(State back, LoadState(path));
+  ASSERT_EQ(back.connections.size(), 2u);
+  EXPECT_EQ(back.connections[0].devices[0].iopolicy, "queue-depth");
+  EXPECT_EQ(back.connections[1].devices[0].dev_id, 3);
+  EXPECT_EQ(back.connections[1].args.traddr, "10.0.0.2");
   unlink(path.c_str());
 }
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "base/clock.h"
@@ -157,6 +159,7 @@ NamespaceHead::NamespaceHead(std::string name, std::vector<Path*> paths, uint32_
       lba_bytes_(lba_bytes),
       depth_(depth),
       clock_(clock ? std::move(clock) : std::make_shared<RealClock>()),
+      real_clock_(dynamic_cast<RealClock*>(clock_.get()) != nullptr),
       policy_(policy) {
   tags_.resize(queues);
   for (uint32_t q = 0; q < queues; ++q) {
@@ -172,7 +175,22 @@ NamespaceHead::NamespaceHead(std::string name, std::vector<Path*> paths, uint32_
   }
 }
 
-NamespaceHead::~NamespaceHead() = default;
+NamespaceHead::~NamespaceHead() {
+  // A poll may still be armed (for up to kPollNs after the last wait ended): its timer must have
+  // run before the head goes. Bounded: none re-arms once nothing waits.
+  const int64_t give_up = MonotonicNanos() + 5'000'000'000;
+  while (real_clock_ && timers_.load(std::memory_order_acquire) > 0 && MonotonicNanos() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+void NamespaceHead::Arm(uint16_t queue, int64_t delay_ns, std::function<void()> fn) {
+  timers_.fetch_add(1, std::memory_order_relaxed);
+  clock_->After(queue, delay_ns, [this, fn = std::move(fn)] {
+    fn();
+    timers_.fetch_sub(1, std::memory_order_release);  // the last touch of the head
+  });
+}
 
 void NamespaceHead::SetQueuePaths(uint16_t queue, std::vector<Path*> paths) {
   if (queue >= queues_.size()) return;
@@ -183,7 +201,7 @@ void NamespaceHead::SetQueuePaths(uint16_t queue, std::vector<Path*> paths) {
   // besides the poll that may be armed already (a poll with nothing waiting does nothing).
   if (q.wait_head != nullptr) {
     q.poll_armed = true;
-    clock_->After(queue, 0, [this, queue] { Poll(queue); });
+    Arm(queue, 0, [this, queue] { Poll(queue); });
   }
 }
 
@@ -323,7 +341,7 @@ void NamespaceHead::Park(Tag* t) {
   Bump32(q.c.parked, 1);
   if (!q.poll_armed) {
     q.poll_armed = true;
-    clock_->After(queue, kPollNs, [this, queue] { Poll(queue); });
+    Arm(queue, kPollNs, [this, queue] { Poll(queue); });
   }
 }
 
@@ -447,7 +465,7 @@ void NamespaceHead::OnDone(Tag* t, const io::IoResult& r) {
           const int64_t delay =
               std::clamp<int64_t>(t->path->RetryDelayNs(nvme::CompletionStatus{r.status}.crd()),
                                   1'000'000, kMaxRetryDelayNs);
-          clock_->After(t->io->queue, delay, [this, t] { Dispatch(t); });
+          Arm(t->io->queue, delay, [this, t] { Dispatch(t); });
           return;
         }
         break;

@@ -84,7 +84,8 @@ class HeadClock {
 class NamespaceHead final : public ublk::BlockBackend {
  public:
   // `paths` (initially on every queue) must outlive the head, or be removed from every queue
-  // first; `queues` x `depth` BlockIos at most. `clock` null: the real one.
+  // first; `queues` x `depth` BlockIos at most. `clock` null: the real one. Destroy it with no
+  // request in it, while its reactors run (the destructor waits for a pending poll, <= 10 ms).
   NamespaceHead(std::string name, std::vector<Path*> paths, uint32_t lba_bytes, uint32_t queues,
                 uint32_t depth, IoPolicy policy = IoPolicy::kRoundRobin,
                 std::shared_ptr<HeadClock> clock = nullptr);
@@ -126,11 +127,15 @@ class NamespaceHead final : public ublk::BlockBackend {
   void OnDone(Tag* t, const io::IoResult& r);
   void Failover(Tag* t, bool unanswered);
   void Finish(Tag* t, int result);
+  // A timer on `queue`'s reactor, counted in timers_ until it has run.
+  void Arm(uint16_t queue, int64_t delay_ns, std::function<void()> fn);
 
   std::string name_;
   uint32_t lba_bytes_;
   uint32_t depth_;
   std::shared_ptr<HeadClock> clock_;
+  bool real_clock_;
+  std::atomic<int> timers_{0};
   std::vector<std::unique_ptr<Queue>> queues_;
   std::vector<std::vector<std::unique_ptr<Tag>>> tags_;  // [queue][tag]
   std::atomic<IoPolicy> policy_;

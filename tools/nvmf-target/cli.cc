@@ -357,6 +357,8 @@ Controller and transport:
   --mdts N                  MDTS (2^N x 4 KiB; 0 = no limit), default 8 (1 MiB)
   --no-vwc                  report no volatile write cache
   --ana-group-max N         ANAGRPMAX / NANAGRPID, default 32
+  --anatt S                 ANATT (ANA transition time, s), default 10
+  --cqt MS                  CQT (command quiesce time, ms, TP 4129), default 0
   --dmrl N, --dmrsl N       Dataset Management limits reported in Identify CNS 06h
   --cpda N                  CPDA in ICResp (0..31), default 0
   --maxh2cdata SIZE         MAXH2CDATA in ICResp (>= 4096), default 128K
@@ -551,6 +553,8 @@ absl::StatusOr<CliOptions> ParseCommandLine(const std::vector<std::string>& args
   uint_option("--mdts", &c.mdts, 255);
   flag("--no-vwc", [&] { c.volatile_write_cache = false; });
   uint_option("--ana-group-max", &c.ana_group_max, 65535);
+  uint_option("--anatt", &c.anatt, 255);
+  uint_option("--cqt", &c.cqt, 65535);
   uint_option("--dmrl", &c.dsm_range_limit, 255);
   uint_option("--dmrsl", &c.dsm_range_size_limit, UINT32_MAX);
   uint_option("--cpda", &c.transport.cpda, 31);

@@ -194,6 +194,8 @@ struct TargetConfig {
   uint8_t mdts = 8;                   // MDTS (2^n x 4 KiB; 8 = 1 MiB); 0 = no limit
   bool volatile_write_cache = true;   // VWC present (hosts then send Flush)
   uint32_t ana_group_max = 32;        // ANAGRPMAX / NANAGRPID (raised to the largest group used)
+  uint8_t anatt = 10;                 // ANATT, seconds (how long "change" may last)
+  uint16_t cqt = 0;                   // CQT, ms (TP 4129 command quiesce time)
   uint8_t dsm_range_limit = 0;        // DMRL reported in CNS 06h (0: not reported)
   uint32_t dsm_range_size_limit = 0;  // DMRSL, logical blocks (0: not reported)
   std::string firmware = "0.1";

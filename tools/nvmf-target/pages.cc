@@ -84,11 +84,13 @@ void FillIdentifyController(const ControllerIdentity& id, uint8_t* out) {
   c.lpa = 1u << 2;  // extended data for Get Log Page (64-bit offsets)
   Put(c.kas, 10);   // keep alive granularity 1 s (100 ms units), as nvmet
   if (!id.discovery) {
-    c.anatt = 10;
+    c.anatt = id.anatt;
     c.anacap = 0x1F;  // optimized, non-optimized, inaccessible, persistent loss, change
     Put(c.anagrpmax, id.ana_group_max);
     Put(c.nanagrpid, id.ana_group_max);
   }
+  // CQT: reserved bytes in libnvme 1.3's layout (NVMe 2.1 names them).
+  StoreLe16(reinterpret_cast<uint8_t*>(&c) + 386, id.cqt);
   c.sqes = 0x66;
   c.cqes = 0x44;
   Put(c.maxcmd, id.maxcmd);

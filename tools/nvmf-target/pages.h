@@ -26,6 +26,8 @@ struct ControllerIdentity {
   uint32_t nn = 0;
   uint32_t in_capsule_data = 0;  // IOCCSZ = (64 + this) / 16
   uint32_t ana_group_max = 0;    // ANAGRPMAX and NANAGRPID
+  uint8_t anatt = 10;            // ANATT, seconds
+  uint16_t cqt = 0;              // CQT, ms (bytes 387:386)
   bool vwc = false;
 };
 

@@ -427,6 +427,8 @@ ControllerIdentity Target::IdentityFor(const Controller& ctrl) const {
   id.nn = sub.discovery() ? 0 : sub.max_nsid();
   id.in_capsule_data = config_.in_capsule_data;
   id.ana_group_max = ana_group_max_;
+  id.anatt = config_.anatt;
+  id.cqt = config_.cqt;
   id.vwc = config_.volatile_write_cache;
   return id;
 }
