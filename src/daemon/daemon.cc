@@ -144,6 +144,7 @@ io::ControllerOptions Daemon::ControllerOptionsFor(const ConnectArgs& a) const {
   o.ctrl_loss_tmo_s = a.ctrl_loss_tmo;
   o.fast_io_fail_tmo_s = a.fast_io_fail_tmo;
   o.hdr_digest = a.hdr_digest;
+  o.ghost_write_hold = a.ghost_write_hold;
   o.data_digest = a.data_digest;
   o.io_timeout_ns = static_cast<int64_t>(options_.io_timeout_s * 1e9);
   o.abort_timeout_ns = std::min<int64_t>(o.abort_timeout_ns, o.io_timeout_ns);

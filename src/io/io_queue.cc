@@ -136,6 +136,12 @@ void IoQueue::OnCommandDone(TcpConnection*, uint64_t cookie, const nvme::Cqe& cq
   Drain();
 }
 
+void IoQueue::OnConnectionClosing(TcpConnection* conn) {
+  // From now on the queue is not live: a multipath head re-issuing the commands this connection
+  // fails (or sending new ones) picks another path instead of parking them here.
+  if (conn == conn_.get() && mode_ == Mode::kLive) mode_ = Mode::kPark;
+}
+
 void IoQueue::OnConnectionClosed(TcpConnection* conn, const absl::Status& why) {
   if (conn != conn_.get()) return;
   if (tick_) {

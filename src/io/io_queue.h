@@ -55,6 +55,7 @@ class IoQueue final : private ConnectionObserver {
   void OnConnectionLive(TcpConnection* conn) override;
   void OnCommandDone(TcpConnection* conn, uint64_t cookie, const nvme::Cqe& cqe,
                      int error) override;
+  void OnConnectionClosing(TcpConnection* conn) override;
   void OnConnectionClosed(TcpConnection* conn, const absl::Status& why) override;
 
   void Drain();

@@ -304,6 +304,7 @@ void TcpConnection::Close(const absl::Status& why) {
   }
   const bool connected = state_ == State::kHandshake || state_ == State::kLive;
   SetState(State::kClosing);  // first: the queue's failure callback re-enters Close()
+  observer_->OnConnectionClosing(this);
   if (queue_.state() != tcp::HostQueue::State::kFailed) {
     queue_.Fail(why.ok() ? absl::UnavailableError("connection closed") : why);
   }

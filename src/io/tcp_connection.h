@@ -52,6 +52,9 @@ class ConnectionObserver {
   // See tcp::HostQueueObserver::OnCommandDone.
   virtual void OnCommandDone(TcpConnection* conn, uint64_t cookie, const nvme::Cqe& cqe,
                              int error) = 0;
+  // Close() has begun: no new command can be sent; those outstanding complete (with
+  // -ECONNABORTED) before OnConnectionClosed. Called once, before any of them completes.
+  virtual void OnConnectionClosing(TcpConnection*) {}
   // The connection is closed and every command has completed. `why` is OK for a Close(OkStatus()).
   virtual void OnConnectionClosed(TcpConnection* conn, const absl::Status& why) = 0;
 };

@@ -17,8 +17,9 @@ namespace {
 constexpr uint32_t kMaxRetries = 5;
 constexpr int64_t kPollNs = 10'000'000;  // a waiting request looks for a path this often
 constexpr int64_t kMaxBackoffNs = 1'000'000'000;
-constexpr uint32_t kProbeEvery = 16;  // latency policy: 1 request in 16 explores
-constexpr uint32_t kMaxNlb = 65536;   // NLB is a 16-bit 0-based field
+constexpr uint32_t kProbeEvery = 16;             // latency policy: 1 request in 16 explores
+constexpr int64_t kUnstableNs = 10'000'000'000;  // a path that failed over is second choice
+constexpr uint32_t kMaxNlb = 65536;              // NLB is a 16-bit 0-based field
 // A Command Retry Delay is what the target asks for (CRDT, up to 6553.5 s): a hostile or broken
 // target must not park a request for hours, so one retry waits at most this long.
 constexpr int64_t kMaxRetryDelayNs = 10'000'000'000;
@@ -225,7 +226,19 @@ NamespaceHead::Choice NamespaceHead::Select(Queue& q, uint16_t queue, Path** out
   for (size_t i = 0; i < n; ++i) best = std::min<int>(best, RankOf(q.paths[i], queue));
   if (best == kGone) return Choice::kNone;
   if (best == kWaitable) return Choice::kWait;
-  auto eligible = [&](size_t i) { return RankOf(q.paths[i], queue) == best; };
+  // Within the best tier, paths that failed a request over lately only when no other is left.
+  const int64_t now = clock_->Now();
+  auto stable = [&](size_t i) {
+    const int64_t f = q.paths[i]->queue_stats(queue).failed_ns.load(std::memory_order_relaxed);
+    return f == 0 || now - f >= kUnstableNs;
+  };
+  bool any_stable = false;
+  for (size_t i = 0; i < n && !any_stable; ++i) {
+    any_stable = RankOf(q.paths[i], queue) == best && stable(i);
+  }
+  auto eligible = [&](size_t i) {
+    return RankOf(q.paths[i], queue) == best && (!any_stable || stable(i));
+  };
   Path* chosen = nullptr;
   switch (policy()) {
     case IoPolicy::kFailover:
@@ -486,6 +499,7 @@ void NamespaceHead::Failover(Tag* t, bool unanswered) {
   Queue& q = *queues_[t->io->queue];
   PathQueueStats::Bump(q.c.failovers);
   const int64_t now = clock_->Now();
+  t->path->queue_stats(t->io->queue).failed_ns.store(now, std::memory_order_relaxed);
   if (t->first_fail_ns == 0) t->first_fail_ns = now;
   if (unanswered && Modifies(t->io->op)) {
     const int64_t hold = t->path->GhostHoldNs();

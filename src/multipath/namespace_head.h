@@ -22,7 +22,10 @@
 //
 // Path choice (DESIGN.md §5): ANA optimized paths first, non-optimized only when no optimized
 // path is usable, inaccessible / persistent-loss / change never; among the best tier the device's
-// policy decides (round-robin, queue-depth, failover, latency).
+// policy decides (round-robin, queue-depth, failover, latency). A path that failed a request over
+// in the last 10 s (a lost connection, a path error) gets requests only when no path of its tier
+// has been stable that long: a flapping path that comes back live every second and dies at its
+// first command does not keep pulling requests (and, for writes, restarting the ghost-write hold).
 //
 // Threads: queue q's requests, path set and counters belong to the reactor that serves ublk queue
 // q. The path set of each queue is replaced with SetQueuePaths on that reactor (the daemon posts

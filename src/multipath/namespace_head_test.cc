@@ -405,6 +405,38 @@ TEST_F(HeadTest, LatencyPolicyPrefersTheFasterPathAndProbes) {
   EXPECT_GE(after, 140);
 }
 
+// A path that failed a request over (here its connection dropped while it stays "live": it
+// flaps) is second choice for 10 s: the requests go to the stable path meanwhile.
+TEST_F(HeadTest, PathThatFailedLatelyIsSecondChoice) {
+  Harness h(2, 512, IoPolicy::kFailover);
+  auto a = Io(ublk::BlockIo::kRead, 0, 512, 0);
+  h.head->Submit(&a);
+  ASSERT_EQ(h.p(0).pending.size(), 1u);
+  h.p(0).Complete(io::IoResult{-ECONNABORTED});  // p0 comes straight back, as a flapping path does
+  ASSERT_EQ(h.p(1).pending.size(), 1u);
+  h.p(1).Complete({});
+  h.clock->Advance(9 * kSec);
+  auto b = Io(ublk::BlockIo::kRead, 0, 512, 1);
+  h.head->Submit(&b);
+  EXPECT_EQ(h.p(1).pending.size(), 1u);
+  h.p(1).Complete({});
+  h.clock->Advance(2 * kSec);
+  auto c = Io(ublk::BlockIo::kRead, 0, 512, 2);
+  h.head->Submit(&c);
+  EXPECT_EQ(h.p(0).pending.size(), 1u);  // stable again: first in order
+  h.p(0).Complete({});
+  // With no stable path left, a recently failed one is used rather than none.
+  h.p(1).usability_ = Path::Usability::kDown;
+  auto d = Io(ublk::BlockIo::kRead, 0, 512, 3);
+  h.head->Submit(&d);
+  h.p(0).Complete(io::IoResult{-ECONNABORTED});
+  h.p(1).usability_ = Path::Usability::kLive;
+  h.p(1).ana = nvme::kAnaInaccessible;
+  ASSERT_EQ(h.p(0).pending.size(), 1u);
+  h.p(0).Complete({});
+  EXPECT_EQ(results[&d], 512);
+}
+
 // TP 4129: a write that the dead association never answered waits KATO + CQT before it goes to
 // another path; a read goes at once; a write the target answered with a path error goes at once.
 TEST_F(HeadTest, UnansweredWriteIsHeldForKatoPlusCqt) {

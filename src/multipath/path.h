@@ -27,7 +27,8 @@ struct alignas(64) PathQueueStats {
   std::atomic<uint32_t> in_flight{0};
   std::atomic<uint64_t> ios{0};
   std::atomic<uint64_t> errors{0};
-  std::atomic<int64_t> ewma_ns{0};  // service time, exponentially weighted (1/8), 0 = no sample
+  std::atomic<int64_t> ewma_ns{0};    // service time, exponentially weighted (1/8), 0 = no sample
+  std::atomic<int64_t> failed_ns{0};  // when a request last failed over from this path (0: never)
   static void Bump(std::atomic<uint64_t>& c) {
     c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
