@@ -292,41 +292,18 @@ std::unique_ptr<Daemon::DevPath> Daemon::TakePath(Device* dev, Conn* conn) {
 
 absl::Status Daemon::CheckPathMatches(const Device& dev, const Conn& conn,
                                       const io::NamespaceEntry& ns) const {
-  const std::string who = absl::StrCat("namespace ", ns.nsid, " through ", conn.args.traddr, ":",
-                                       conn.args.trsvcid, " (", dev.stable_id, ")");
-  const std::string dev_name = dev.dev ? dev.dev->block_path() : std::string("its device");
-  auto refuse = [&](const std::string& why) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(who, " cannot be another path of ", dev_name, ": ", why));
-  };
-  if (ns.info.lba_bytes != dev.ns.lba_bytes || ns.info.metadata_bytes != dev.ns.metadata_bytes) {
-    return refuse(absl::StrCat("its LBA format is ", ns.info.lba_bytes, "+", ns.info.metadata_bytes,
-                               " bytes, the device's ", dev.ns.lba_bytes, "+",
-                               dev.ns.metadata_bytes));
-  }
-  if (ns.info.nsze != dev.ns.nsze) {
-    return refuse(absl::StrCat("it has ", ns.info.nsze, " blocks, the device ", dev.ns.nsze));
-  }
-  auto differ = [](const auto& a, const auto& b) { return a && b && *a != *b; };
-  if (differ(ns.ids.nguid, dev.ids.nguid) || differ(ns.ids.eui64, dev.ids.eui64) ||
-      differ(ns.ids.uuid, dev.ids.uuid)) {
-    return refuse(absl::StrCat("its identifiers (", ns.ids.NguidHex(), " ", ns.ids.Eui64Hex(), " ",
-                               ns.ids.UuidString(), ") disagree with the device's"));
-  }
-  const ublk::DeviceParams p = multipath::DeviceParamsFor(
-      conn.ctrl->info(), ns.info, conn.ctrl->max_transfer_bytes(), options_.max_io_bytes);
-  if (p.max_transfer_bytes < dev.params.max_transfer_bytes) {
-    return refuse(absl::StrCat("it takes at most ", p.max_transfer_bytes,
-                               " bytes per command, the device was set up for ",
-                               dev.params.max_transfer_bytes));
-  }
-  if (dev.params.max_discard_bytes > 0 && p.max_discard_bytes == 0) {
-    return refuse("it does not support deallocate (discard), the device does");
-  }
-  if (dev.params.max_write_zeroes_bytes > 0 && p.max_write_zeroes_bytes == 0) {
-    return refuse("it does not support Write Zeroes, the device does");
-  }
-  return absl::OkStatus();
+  const multipath::PathView device{dev.ids, dev.ns, dev.params};
+  const multipath::PathView path{
+      ns.ids, ns.info,
+      multipath::DeviceParamsFor(conn.ctrl->info(), ns.info, conn.ctrl->max_transfer_bytes(),
+                                 options_.max_io_bytes)};
+  absl::Status s = multipath::CheckAnotherPath(device, path);
+  if (s.ok()) return s;
+  return absl::Status(
+      s.code(), absl::StrCat("namespace ", ns.nsid, " through ", conn.args.traddr, ":",
+                             conn.args.trsvcid, " (", dev.stable_id, ") cannot be another path of ",
+                             dev.dev ? dev.dev->block_path() : std::string("its device"), ": ",
+                             s.message()));
 }
 
 bool Daemon::StopDevice(Device* dev) {

@@ -56,6 +56,18 @@ namespace nvmf_ublk::multipath {
 ublk::DeviceParams DeviceParamsFor(const nvme::ControllerInfo& ctrl, const nvme::NamespaceInfo& ns,
                                    uint64_t max_transfer_bytes, uint32_t max_io_bytes);
 
+// What one path reports for a namespace, as a device sees it.
+struct PathView {
+  nvme::NamespaceIds ids;
+  nvme::NamespaceInfo ns;
+  ublk::DeviceParams params;  // DeviceParamsFor() over this path's controller
+};
+// Whether `path` may serve the device set up from `device` (DESIGN.md §5): the same size and LBA
+// format, no identifier that disagrees, and limits at least the device's (a device's limits are
+// fixed once it exists, so a path allowing less would fail the requests it is given: it is refused
+// instead). kFailedPrecondition with the reason otherwise.
+absl::Status CheckAnotherPath(const PathView& device, const PathView& path);
+
 enum class IoPolicy : uint8_t {
   kRoundRobin,  // rotate over the best tier's paths (default)
   kQueueDepth,  // the path with the fewest commands in flight on this queue

@@ -635,6 +635,41 @@ TEST_F(HeadTest, EveryRequestCompletesExactlyOnceUnderChurn) {
   for (auto& f : h.fakes) EXPECT_EQ(f->totals().in_flight, 0u);
 }
 
+TEST(CheckAnotherPath, SameNamespaceWithLimitsAtLeastTheDevicesIsAccepted) {
+  PathView dev;
+  dev.ns.nsze = 1 << 20;
+  dev.ns.lba_bytes = 4096;
+  dev.ids.nguid = std::array<uint8_t, 16>{1, 2, 3};
+  dev.ids.uuid = std::array<uint8_t, 16>{9};
+  dev.params.max_transfer_bytes = 128 * 1024;
+  dev.params.max_discard_bytes = 1 << 30;
+  PathView p = dev;
+  p.ids.uuid.reset();  // an identifier one path does not report is no disagreement
+  p.params.max_transfer_bytes = 1 << 20;
+  EXPECT_TRUE(CheckAnotherPath(dev, p).ok());
+
+  auto refused = [&](const PathView& v, const char* why) {
+    const absl::Status s = CheckAnotherPath(dev, v);
+    EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << why;
+    EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr(why));
+  };
+  PathView bigger = dev;
+  bigger.ns.nsze += 8;
+  refused(bigger, "it has 1048584 blocks, the device 1048576");
+  PathView format = dev;
+  format.ns.lba_bytes = 512;
+  refused(format, "its LBA format is 512+0 bytes, the device's 4096+0");
+  PathView other = dev;
+  other.ids.uuid = std::array<uint8_t, 16>{8};
+  refused(other, "disagree with the device's");
+  PathView small = dev;
+  small.params.max_transfer_bytes = 64 * 1024;
+  refused(small, "it takes at most 65536 bytes per command, the device was set up for 131072");
+  PathView nodsm = dev;
+  nodsm.params.max_discard_bytes = 0;
+  refused(nodsm, "does not support deallocate");
+}
+
 TEST(IoPolicy, ParsesItsNames) {
   for (IoPolicy p :
        {IoPolicy::kRoundRobin, IoPolicy::kQueueDepth, IoPolicy::kFailover, IoPolicy::kLatency}) {

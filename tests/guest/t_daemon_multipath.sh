@@ -55,8 +55,8 @@ fio_done() {  # fio_done WHAT
   log "fio wrote $kib KiB with zero errors ($1)"
 }
 
-log "fio for 110 s while the ports flap 20 times (over >= 90 s) and ANA states change"
-run_fio 110
+log "fio for 130 s while the ports flap 20 times (over >= 90 s) and ANA states change"
+run_fio 130
 start=$(date +%s)
 for i in $(seq 1 20); do
   port=$((i % 2 ? 4420 : 4421))
