@@ -372,6 +372,13 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     } else {
       for (const auto& d : *devs) out << d.path << "\n";
     }
+    for (const auto& d : *devs) {
+      if (d.stable_id.empty()) {
+        err << "nvmf-ublk: note: " << d.path << ": namespace " << d.nsid
+            << " reports no NGUID, EUI-64 or UUID, so it is not shared across paths: another "
+               "portal to it gets a device of its own\n";
+      }
+    }
     return 0;
   }
   if (app.got_subcommand(disconnect)) {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <sstream>
+#include <thread>
 
 #include "control/published_device.h"
 #include "gmock/gmock.h"
@@ -99,6 +100,72 @@ TEST(Cli, HungDaemonTimesOutWithAClearMessage) {
   EXPECT_THAT(r.err, HasSubstr("did not answer"));
   ::close(fd);
   ::unlink(path.c_str());
+}
+
+TEST(Cli, MultipathUsageErrors) {
+  Result r = Cli({"connect", "-a", "x", "-n", "nqn.x", "--iopolicy", "numa"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_THAT(r.err, HasSubstr("numa"));
+  r = Cli({"disconnect", "-n", "nqn.x", "-s", "4420"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_THAT(r.err, HasSubstr("requires --traddr"));
+  r = Cli({"disconnect", "-d", "/dev/ublkb0", "-a", "10.0.0.1"});
+  EXPECT_EQ(r.rc, 2);
+  r = Cli({"set-iopolicy", "-d", "/dev/ublkb0", "fastest"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_THAT(r.err, HasSubstr("fastest"));
+  Result h = Cli({"connect", "--help"});
+  EXPECT_THAT(h.out, HasSubstr("--iopolicy"));
+  EXPECT_THAT(h.out, HasSubstr("--no-ghost-write-hold"));
+}
+
+// A daemon that answers one request with `reply` (the first line it reads is ignored).
+class OneReplyDaemon {
+ public:
+  explicit OneReplyDaemon(std::string reply)
+      : path_("/tmp/nvmf-ublk-cli-test-one-" + std::to_string(getpid()) + ".sock") {
+    ::unlink(path_.c_str());
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path_.c_str(), path_.size());
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    ::listen(fd_, 4);
+    thread_ = std::thread([this, reply = std::move(reply)] {
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      char buf[4096];
+      std::string got;
+      while (got.find('\n') == std::string::npos) {
+        const ssize_t n = ::read(c, buf, sizeof(buf));
+        if (n <= 0) break;
+        got.append(buf, static_cast<size_t>(n));
+      }
+      const std::string line = reply + "\n";
+      (void)!::write(c, line.data(), line.size());
+      ::close(c);
+    });
+  }
+  ~OneReplyDaemon() {
+    thread_.join();
+    ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::thread thread_;
+};
+
+TEST(Cli, ConnectSaysWhenANamespaceCannotBeShared) {
+  OneReplyDaemon d(R"({"ok":true,"devices":[{"path":"/dev/ublkb3","nsid":2,"stable_id":""}]})");
+  Result r = Cli({"--socket", d.path(), "connect", "-a", "127.0.0.1", "-n", "nqn.2026-01.io.t:x",
+                  "-q", "nqn.2026-01.io.test:h", "-I", "12345678-1234-1234-1234-123456789abc"});
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, "/dev/ublkb3\n");
+  EXPECT_THAT(r.err, HasSubstr("namespace 2 reports no NGUID, EUI-64 or UUID"));
 }
 
 TEST(Cli, UdevInfoPrintsWhatTheDaemonPublished) {

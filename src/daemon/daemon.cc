@@ -92,6 +92,12 @@ Daemon::~Daemon() {
   for (auto& t : recovery_threads_) {
     if (t.joinable()) t.join();
   }
+  std::vector<std::thread> events;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    events.swap(event_threads_);
+  }
+  for (auto& t : events) t.join();
   std::vector<std::shared_ptr<Conn>> conns;
   std::vector<std::shared_ptr<Device>> devices;
   {
@@ -165,6 +171,64 @@ void Daemon::OnControllerState(io::Controller* ctrl, int state, const absl::Stat
   c->state = state;
   if (!why.ok()) c->reason = why;
   cv_.notify_all();
+}
+
+void Daemon::OnNamespaceChanged(io::Controller* ctrl, const io::NamespaceEntry& now) {
+  // On the control reactor: find the device and hand the change to a thread of its own (a
+  // control request may hold ops_mu_ while it waits for this reactor).
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) return;
+  Conn* c = FindConn(ctrl);
+  if (c == nullptr) return;
+  for (const auto& d : devices_) {
+    for (const auto& p : d->paths) {
+      if (p->conn != c || p->nsid != now.nsid || !d->dev) continue;
+      if (now.info.inactive()) {
+        NLOG(ERROR) << d->dev->block_path() << ": namespace " << now.nsid << " is no longer "
+                    << "active on " << ctrl->name() << "; I/O on that path fails";
+        return;
+      }
+      if (now.info.lba_bytes != d->ns.lba_bytes) {
+        NLOG(ERROR) << d->dev->block_path() << ": namespace " << now.nsid
+                    << " changed its LBA format on " << ctrl->name() << " (" << now.info.lba_bytes
+                    << " bytes, was " << d->ns.lba_bytes << "); the device keeps its format";
+        return;
+      }
+      if (now.info.nsze == d->ns.nsze) return;
+      event_threads_.emplace_back(
+          [this, dev = d, nsze = now.info.nsze] { ResizeDevice(dev, nsze); });
+      return;
+    }
+  }
+}
+
+void Daemon::ResizeDevice(const std::shared_ptr<Device>& dev, uint64_t nsze) {
+  std::lock_guard<std::mutex> ops(ops_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || !dev->dev || dev->ns.nsze == nsze) return;  // another path told it already
+  }
+  const uint64_t bytes = nsze * dev->ns.lba_bytes;
+  const uint64_t was = dev->dev->params().size_bytes;
+  absl::Status s;
+  {
+    // Under mu_: list reads the device's parameters under it. UPDATE_SIZE does not wait for I/O.
+    std::lock_guard<std::mutex> lock(mu_);
+    s = dev->dev->Resize(bytes);
+  }
+  if (!s.ok()) {
+    NLOG(WARNING) << dev->dev->block_path() << ": the namespace now has " << bytes
+                  << " bytes (the device " << was << "): " << s.message()
+                  << "; reconnect to see the new size";
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    dev->ns.nsze = nsze;
+    dev->params.size_bytes = bytes;
+  }
+  NLOG(INFO) << dev->dev->block_path() << ": resized from " << was << " to " << bytes
+             << " bytes (the namespace changed size)";
 }
 
 // Caller holds ops_mu_ (conn->ctrl is only created or destroyed under it, and written under mu_
@@ -300,10 +364,10 @@ absl::Status Daemon::CheckPathMatches(const Device& dev, const Conn& conn,
   absl::Status s = multipath::CheckAnotherPath(device, path);
   if (s.ok()) return s;
   return absl::Status(
-      s.code(), absl::StrCat("namespace ", ns.nsid, " through ", conn.args.traddr, ":",
-                             conn.args.trsvcid, " (", dev.stable_id, ") cannot be another path of ",
-                             dev.dev ? dev.dev->block_path() : std::string("its device"), ": ",
-                             s.message()));
+      s.code(),
+      absl::StrCat("namespace ", ns.nsid, " through ", conn.args.traddr, ":", conn.args.trsvcid,
+                   " (", dev.stable_id, ") cannot be another path of ",
+                   dev.dev ? dev.dev->block_path() : std::string("its device"), ": ", s.message()));
 }
 
 bool Daemon::StopDevice(Device* dev) {

@@ -144,6 +144,9 @@ class Daemon final : private io::ControllerListener {
   Conn* FindConn(io::Controller* ctrl);
 
   void OnControllerState(io::Controller* ctrl, int state, const absl::Status& why) override;
+  void OnNamespaceChanged(io::Controller* ctrl, const io::NamespaceEntry& now) override;
+  // A namespace's new size reaches its device (UPDATE_SIZE where the kernel has it).
+  void ResizeDevice(const std::shared_ptr<Device>& dev, uint64_t nsze);
 
   DaemonOptions options_;
   std::unique_ptr<io::Engine> engine_;
@@ -159,6 +162,7 @@ class Daemon final : private io::ControllerListener {
   std::vector<std::shared_ptr<Conn>> conns_;
   std::vector<std::shared_ptr<Device>> devices_;  // membership and each Device::paths
   std::vector<std::thread> recovery_threads_;
+  std::vector<std::thread> event_threads_;  // work an event asked for (under mu_)
   bool stopping_ = false;     // HandOver started: no request or recovery changes anything now
   bool handed_over_ = false;  // HandOver done
   const int64_t created_ns_ = MonotonicNanos();

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/clock.h"
+#include "base/endian.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "nvme/commands.h"
@@ -435,6 +436,10 @@ void Controller::SubmitAer() {
             ana_reporting_.load(std::memory_order_relaxed)) {
           RefreshAna();  // reading the log also clears the event
         }
+        if (event.type == nvme::kAerTypeNotice &&
+            event.info == nvme::kAerNoticeNamespaceAttribute && !options_.discovery) {
+          RefreshNamespaces();
+        }
         listener_->OnAsyncEvent(this, event);
       },
       /*timeout_ns=*/0);
@@ -545,6 +550,88 @@ void Controller::ApplyAnaLog(const nvme::AnaLog& log) {
       CheckAnaTransition();
     });
   }
+}
+
+void Controller::RefreshNamespaces() {
+  if (state_ != kLive) return;  // a bring-up identifies every namespace anyway
+  if (ns_refreshing_) {
+    ns_again_ = true;
+    return;
+  }
+  ns_refreshing_ = true;
+  ns_again_ = false;
+  ns_buf_.assign(4096, 0);
+  const uint64_t epoch = epoch_;
+  SubmitAdmin(nvme::BuildGetLogPage(nvme::LogPageId::kChangedNamespaceList, 0xFFFFFFFF, 0, 4096),
+              ns_buf_.data(), 4096, [this, epoch](const IoResult& r) {
+                if (epoch != epoch_) {
+                  ns_refreshing_ = false;
+                  return;
+                }
+                // Up to 1024 NSIDs, zero-terminated; FFFFFFFFh first: more changed than that.
+                std::vector<uint32_t> changed;
+                bool all = !r.ok();
+                for (size_t i = 0; r.ok() && i + 4 <= ns_buf_.size(); i += 4) {
+                  const uint32_t nsid = LoadLe32(ns_buf_.data() + i);
+                  if (nsid == 0) break;
+                  if (nsid == 0xFFFFFFFF) {
+                    all = true;
+                    break;
+                  }
+                  changed.push_back(nsid);
+                }
+                if (!r.ok()) {
+                  NLOG(WARNING) << name() << ": "
+                                << r.ToStatus(
+                                       "Get Log Page (Changed Namespace "
+                                       "List)")
+                                << "; identifying every namespace again";
+                }
+                std::vector<uint32_t> known;
+                for (const auto& e : namespaces_) {
+                  if (all || std::find(changed.begin(), changed.end(), e.nsid) != changed.end()) {
+                    known.push_back(e.nsid);
+                  }
+                }
+                IdentifyChanged(std::move(known), 0);
+              });
+}
+
+void Controller::IdentifyChanged(std::vector<uint32_t> nsids, size_t index) {
+  if (index >= nsids.size() || state_ != kLive) {
+    ns_refreshing_ = false;
+    if (ns_again_ && state_ == kLive) RefreshNamespaces();
+    return;
+  }
+  const uint32_t nsid = nsids[index];
+  ns_buf_.assign(4096, 0);
+  const uint64_t epoch = epoch_;
+  SubmitAdmin(nvme::BuildIdentify(nvme::IdentifyCns::kNamespace, nsid), ns_buf_.data(), 4096,
+              [this, epoch, nsids = std::move(nsids), index, nsid](const IoResult& r) mutable {
+                if (epoch != epoch_) {
+                  ns_refreshing_ = false;
+                  return;
+                }
+                const NamespaceEntry* old = nullptr;
+                for (const auto& e : namespaces_) {
+                  if (e.nsid == nsid) old = &e;
+                }
+                auto ns = r.ok() ? nvme::ParseIdentifyNamespace(ns_buf_.data(), ns_buf_.size())
+                                 : absl::StatusOr<nvme::NamespaceInfo>(r.ToStatus("Identify"));
+                if (!ns.ok() || old == nullptr) {
+                  NLOG(WARNING) << name() << ": namespace " << nsid << " changed; Identify: "
+                                << (ns.ok() ? absl::OkStatus() : ns.status());
+                } else {
+                  NamespaceEntry now = *old;
+                  now.info = *ns;
+                  if (now.info.nsze != old->info.nsze) {
+                    NLOG(INFO) << name() << ": namespace " << nsid << " now has " << now.info.nsze
+                               << " blocks (was " << old->info.nsze << ")";
+                  }
+                  listener_->OnNamespaceChanged(this, now);
+                }
+                IdentifyChanged(std::move(nsids), index + 1);
+              });
 }
 
 void Controller::CheckAnaTransition() {

@@ -111,6 +111,10 @@ class ControllerListener {
   virtual void OnControllerState(Controller* ctrl, int state, const absl::Status& why) = 0;
   // An Asynchronous Event the controller reported (already acknowledged by re-arming the AER).
   virtual void OnAsyncEvent(Controller*, const nvme::AsyncEvent&) {}
+  // A namespace-attribute-changed event named `now.nsid` (or more than the Changed Namespace List
+  // holds) and Identify Namespace read it again: `now` is what it reports now (its size may have
+  // changed; inactive() when it went away). Admin reactor; must not block.
+  virtual void OnNamespaceChanged(Controller*, const NamespaceEntry& now) { (void)now; }
 };
 
 class Controller final : private ConnectionObserver {
@@ -239,6 +243,10 @@ class Controller final : private ConnectionObserver {
   void IdentifyNamespace(size_t index);
   void ConnectIoQueues();
   void ReadAnaLog(std::function<void(const absl::Status&)> done);
+  // Namespace Attribute Changed (Base 2.0 §5.27.1.7): reads the Changed Namespace List (which
+  // re-arms the event) and Identify Namespace of each known namespace it names.
+  void RefreshNamespaces();
+  void IdentifyChanged(std::vector<uint32_t> nsids, size_t index);
   void ApplyAnaLog(const nvme::AnaLog& log);
   void ClearAnaRefreshing();
   void RefreshAna();
@@ -300,6 +308,9 @@ class Controller final : private ConnectionObserver {
   bool ana_reading_ = false;  // a read is out
   bool ana_again_ = false;    // read once more when it is back
   Reactor::TimerId anatt_timer_ = 0;
+  std::vector<uint8_t> ns_buf_;  // Changed Namespace List / Identify Namespace on a live controller
+  bool ns_refreshing_ = false;
+  bool ns_again_ = false;
 
   int64_t lost_at_ns_ = 0;
   std::atomic<uint32_t> reconnects_{0};

@@ -60,22 +60,20 @@ absl::Status CheckAnotherPath(const PathView& device, const PathView& path) {
   auto refuse = [](std::string why) { return absl::FailedPreconditionError(std::move(why)); };
   if (path.ns.lba_bytes != device.ns.lba_bytes ||
       path.ns.metadata_bytes != device.ns.metadata_bytes) {
-    return refuse(absl::StrCat("its LBA format is ", path.ns.lba_bytes, "+",
-                               path.ns.metadata_bytes, " bytes, the device's ",
-                               device.ns.lba_bytes, "+", device.ns.metadata_bytes));
+    return refuse(absl::StrCat("its LBA format is ", path.ns.lba_bytes, "+", path.ns.metadata_bytes,
+                               " bytes, the device's ", device.ns.lba_bytes, "+",
+                               device.ns.metadata_bytes));
   }
   if (path.ns.nsze != device.ns.nsze) {
-    return refuse(
-        absl::StrCat("it has ", path.ns.nsze, " blocks, the device ", device.ns.nsze));
+    return refuse(absl::StrCat("it has ", path.ns.nsze, " blocks, the device ", device.ns.nsze));
   }
   auto differ = [](const auto& a, const auto& b) { return a && b && *a != *b; };
   if (differ(path.ids.nguid, device.ids.nguid) || differ(path.ids.eui64, device.ids.eui64) ||
       differ(path.ids.uuid, device.ids.uuid)) {
-    return refuse(absl::StrCat("its identifiers (NGUID ", path.ids.NguidHex(), ", EUI-64 ",
-                               path.ids.Eui64Hex(), ", UUID ", path.ids.UuidString(),
-                               ") disagree with the device's (NGUID ", device.ids.NguidHex(),
-                               ", EUI-64 ", device.ids.Eui64Hex(), ", UUID ",
-                               device.ids.UuidString(), ")"));
+    return refuse(absl::StrCat(
+        "its identifiers (NGUID ", path.ids.NguidHex(), ", EUI-64 ", path.ids.Eui64Hex(), ", UUID ",
+        path.ids.UuidString(), ") disagree with the device's (NGUID ", device.ids.NguidHex(),
+        ", EUI-64 ", device.ids.Eui64Hex(), ", UUID ", device.ids.UuidString(), ")"));
   }
   if (path.params.max_transfer_bytes < device.params.max_transfer_bytes) {
     return refuse(absl::StrCat("it takes at most ", path.params.max_transfer_bytes,

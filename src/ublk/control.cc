@@ -345,6 +345,14 @@ absl::Status ControlDevice::QuiesceDevice(uint32_t dev_id, uint32_t timeout_ms,
   return absl::OkStatus();
 }
 
+absl::Status ControlDevice::UpdateSize(uint32_t dev_id, uint64_t sectors) {
+  uapi::ublksrv_ctrl_cmd cmd = Header(dev_id);
+  cmd.data[0] = sectors;
+  const int rc = Run(uapi::UBLK_CMD_UPDATE_SIZE_NR, cmd, {});
+  if (rc < 0) return CommandError(uapi::UBLK_CMD_UPDATE_SIZE_NR, dev_id, rc);
+  return absl::OkStatus();
+}
+
 const char* ControlCommandName(uint32_t nr) {
   switch (nr) {
     case uapi::UBLK_CMD_GET_QUEUE_AFFINITY:

@@ -105,6 +105,8 @@ class ControlDevice {
   // the server, waits up to `timeout_ms` for every queue to have an idle tag, aborts the fetched
   // tags and leaves the device QUIESCED, ready for START_USER_RECOVERY by the next server.
   absl::Status QuiesceDevice(uint32_t dev_id, uint32_t timeout_ms, const CommandWait& wait = {});
+  // UPDATE_SIZE (6.16+, UBLK_F_UPDATE_SIZE): the disk's capacity becomes `sectors` x 512 bytes.
+  absl::Status UpdateSize(uint32_t dev_id, uint64_t sectors);
 
  private:
   enum class Encoding { kUnknown, kIoctl, kLegacy };

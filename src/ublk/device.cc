@@ -102,6 +102,7 @@ absl::StatusOr<std::unique_ptr<UblkDevice>> UblkDevice::Create(
     flags |= recovery;
     // A clean hand-over to the next server (HandOver) where the kernel can quiesce (6.15+).
     if (recovery != 0) flags |= features & uapi::UBLK_F_QUIESCE;
+    flags |= features & uapi::UBLK_F_UPDATE_SIZE;  // a namespace that grows or shrinks (6.16+)
   } else {
     NLOG(WARNING) << "ublk: kernel lacks " << FeatureNames(recovery & ~features)
                   << ": the device will not survive a restart of this process";
@@ -247,6 +248,16 @@ CommandWait UblkDevice::StartWait() const {
     return std::any_of(queues_.begin(), queues_.end(), [](const auto& q) { return q->failed(); });
   };
   return wait;
+}
+
+absl::Status UblkDevice::Resize(uint64_t bytes) {
+  if (!(control_->features() & uapi::UBLK_F_UPDATE_SIZE)) {
+    return absl::UnimplementedError(
+        "this kernel's ublk cannot change a device's size (UPDATE_SIZE needs Linux 6.16+)");
+  }
+  RETURN_IF_ERROR(control_->UpdateSize(info_.dev_id, bytes >> 9));
+  params_.size_bytes = bytes;
+  return absl::OkStatus();
 }
 
 absl::Status UblkDevice::Stop() { return Teardown(); }

@@ -108,6 +108,11 @@ class UblkDevice {
   // and buffers stay allocated: the caller must exit the process soon, without using the device.
   HandOverReport HandOver(int64_t deadline_ns);
 
+  // The namespace behind the device changed size: the disk's capacity becomes `bytes` (a multiple
+  // of the logical block) and the kernel tells its users (a uevent). kUnimplemented where the
+  // kernel's ublk cannot (UBLK_F_UPDATE_SIZE, 6.16+).
+  absl::Status Resize(uint64_t bytes);
+
   uint32_t dev_id() const { return info_.dev_id; }
   std::string block_path() const;  // /dev/ublkb<N>
   std::string char_path() const;   // /dev/ublkc<N>
