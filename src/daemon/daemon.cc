@@ -757,6 +757,20 @@ absl::Status Daemon::SetIoPolicy(const std::string& device, const std::string& p
   return absl::OkStatus();
 }
 
+// A device of the state file that `conn` has not recovered yet.
+DeviceInfo Daemon::Recovering(const Conn& conn, const DeviceRecord& rec) const {
+  DeviceInfo d;
+  d.path = absl::StrCat("/dev/ublkb", rec.dev_id);
+  d.dev_id = rec.dev_id;
+  d.nsid = rec.nsid;
+  d.stable_id = rec.stable_id;
+  d.subnqn = conn.args.subnqn;
+  d.controller = conn.ctrl ? conn.ctrl->name() : conn.args.traddr;
+  d.state = "recovering";
+  d.iopolicy = rec.iopolicy.empty() ? "round-robin" : rec.iopolicy;
+  return d;
+}
+
 std::vector<ControllerSummary> Daemon::List() {
   std::vector<ControllerSummary> out;
   std::lock_guard<std::mutex> lock(mu_);
@@ -774,17 +788,7 @@ std::vector<ControllerSummary> Daemon::List() {
     for (const auto& d : devices_) {
       if (Serves(*d, c.get())) s.devices.push_back(InfoOf(*d));
     }
-    for (const auto& p : c->pending) {
-      DeviceInfo d;
-      d.path = absl::StrCat("/dev/ublkb", p.dev_id);
-      d.dev_id = p.dev_id;
-      d.nsid = p.nsid;
-      d.stable_id = p.stable_id;
-      d.subnqn = c->args.subnqn;
-      d.controller = s.name;
-      d.state = "recovering";
-      s.devices.push_back(std::move(d));
-    }
+    for (const auto& p : c->pending) s.devices.push_back(Recovering(*c, p));
     out.push_back(std::move(s));
   }
   return out;
@@ -804,16 +808,7 @@ std::vector<DeviceInfo> Daemon::ListDevices() {
                       [&](const auto& o) { return o.dev_id == p.dev_id; })) {
         continue;
       }
-      DeviceInfo d;
-      d.path = absl::StrCat("/dev/ublkb", p.dev_id);
-      d.dev_id = p.dev_id;
-      d.nsid = p.nsid;
-      d.stable_id = p.stable_id;
-      d.subnqn = c->args.subnqn;
-      d.controller = c->ctrl ? c->ctrl->name() : c->args.traddr;
-      d.state = "recovering";
-      d.iopolicy = p.iopolicy.empty() ? "round-robin" : p.iopolicy;
-      out.push_back(std::move(d));
+      out.push_back(Recovering(*c, p));
     }
   }
   return out;

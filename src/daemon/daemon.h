@@ -140,7 +140,8 @@ class Daemon final : private io::ControllerListener {
   bool StopDevice(Device* dev);
   void DestroyController(Conn* conn);
   void Persist();
-  DeviceInfo InfoOf(const Device& dev) const;  // caller holds mu_
+  DeviceInfo InfoOf(const Device& dev) const;                              // caller holds mu_
+  DeviceInfo Recovering(const Conn& conn, const DeviceRecord& rec) const;  // caller holds mu_
   Conn* FindConn(io::Controller* ctrl);
 
   void OnControllerState(io::Controller* ctrl, int state, const absl::Status& why) override;

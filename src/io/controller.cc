@@ -455,7 +455,10 @@ std::shared_ptr<AnaCell> Controller::ana_cell(uint32_t nsid) {
 void Controller::RequestAnaRefresh(uint32_t nsid) {
   if (!ana_reporting_.load(std::memory_order_relaxed)) return;
   ana_cell(nsid)->refreshing.store(true, std::memory_order_relaxed);
-  admin_reactor_->Post([this] { RefreshAna(); });
+  // From an I/O reactor: the controller may be destroyed (on the admin reactor) before this runs.
+  admin_reactor_->Post([this, alive = std::weak_ptr<int>(alive_)] {
+    if (alive.lock()) RefreshAna();
+  });
 }
 
 void Controller::RefreshAna() {

@@ -308,6 +308,9 @@ class Controller final : private ConnectionObserver {
   bool ana_reading_ = false;  // a read is out
   bool ana_again_ = false;    // read once more when it is back
   Reactor::TimerId anatt_timer_ = 0;
+  // Expires with the controller: tasks posted from other threads check it (on the admin reactor,
+  // where the controller is destroyed) before they touch `this`.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   std::vector<uint8_t> ns_buf_;  // Changed Namespace List / Identify Namespace on a live controller
   bool ns_refreshing_ = false;
   bool ns_again_ = false;

@@ -7,8 +7,6 @@
 // over the paths by its policy, fails over and requeues as a device does. Prints IOPS, latency,
 // the longest time the device completed nothing (the completion gap: what a path cut costs),
 // errors, and the commands each path carried; --json for scripts (tools/bench/multipath.sh).
-#include <sys/resource.h>
-
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -27,6 +25,7 @@
 #include "multipath/namespace_head.h"
 #include "multipath/path.h"
 #include "nlohmann/json.hpp"
+#include "tools/bench/cpu_time.h"
 #include "tools/bench/latency_histogram.h"
 
 namespace nvmf_ublk::bench {
@@ -124,13 +123,6 @@ class Worker final : public ublk::BlockIoSink {
   int64_t warmup_end_ = 0, end_ = 0, last_ns_ = 0;
   std::promise<void>* done_ = nullptr;
 };
-
-double CpuSeconds() {
-  rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 int Run(const Config& cfg) {
   auto policy = multipath::ParseIoPolicy(cfg.policy);

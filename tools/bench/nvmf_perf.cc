@@ -6,8 +6,6 @@
 // duration and records every command's latency. Prints IOPS, MiB/s, mean and p50/p99/p99.9/p99.99
 // latency, and the process's CPU time (user+sys) so IOPS per CPU-second can be compared between
 // initiators; --json for scripts.
-#include <sys/resource.h>
-
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +21,7 @@
 #include "base/log.h"
 #include "io/engine.h"
 #include "nlohmann/json.hpp"
+#include "tools/bench/cpu_time.h"
 #include "tools/bench/latency_histogram.h"
 
 namespace nvmf_ublk::bench {
@@ -155,13 +154,6 @@ class Worker : public io::IoCallback {
   std::promise<void>* done_ = nullptr;
   WorkerResult result_;
 };
-
-double CpuSeconds() {
-  rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 int Run(const Config& cfg) {
   auto engine = io::Engine::Create(static_cast<int>(cfg.queues));
