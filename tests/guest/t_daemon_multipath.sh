@@ -3,7 +3,8 @@
 # (4420, 4421) gives one device with two paths. One fio randwrite with crc32c verify (160 s) runs
 # through, in turn: (A) the ports unlinked and relinked 20 times over >= 90 s while ANA states
 # change (non-optimized, inaccessible, change, optimized); (B) both ports gone 10 s and back;
-# (C) kill -9 of the daemon, the new one recovering the device with both paths; (D) one path
+# (C) kill -9 of the daemon, the new one recovering the device with both paths and the I/O policy
+# set before; (D) one path
 # disconnected (-a/-s), the device staying on the other: zero fio errors. Then the path is
 # connected again (same device), and (E) both ports gone past fast_io_fail_tmo: reads fail with
 # EIO, the device stays, and serves again when a port returns.
@@ -86,13 +87,16 @@ nvmet_port_link 4421 "$NQN"
 wait_for 30 "both paths live" paths_live "$dev" 2
 fio_alive "both ports down"
 
-log "C: kill -9 nvmf-ublkd under fio: recovered with both paths"
+log "C: kill -9 nvmf-ublkd under fio: recovered with both paths and its I/O policy"
+"$C" --socket "$SOCK" set-iopolicy -d "$dev" queue-depth
+expect_eq "$(list_json | jq -r '.devices[0].iopolicy')" queue-depth "I/O policy"
 kill -9 "$DPID"
 wait "$DPID" 2>/dev/null || true
 sleep 1
 daemon_start
 wait_for 60 "$dev recovered with both paths" paths_live "$dev" 2
 expect_eq "$(list_json | jq '.devices | length')" 1 "devices after recovery"
+expect_eq "$(list_json | jq -r '.devices[0].iopolicy')" queue-depth "I/O policy after recovery"
 fio_alive "daemon killed"
 
 log "D: disconnect of the path through 4420 under fio: the device stays on 4421"
@@ -111,8 +115,8 @@ log "fio wrote $kib KiB with zero errors through A-D"
 log "the path through 4420 connected again: the same device"
 expect_eq "$(connect_path 4420)" "$dev" "device of the re-added path"
 paths_live "$dev" 2 || fail "both paths should be live: $(list_json)"
-"$C" --socket "$SOCK" set-iopolicy -d "$dev" queue-depth
-expect_eq "$(list_json | jq -r '.devices[0].iopolicy')" queue-depth "I/O policy"
+"$C" --socket "$SOCK" set-iopolicy -d "$dev" latency
+expect_eq "$(list_json | jq -r '.devices[0].iopolicy')" latency "I/O policy"
 
 log "E: both ports gone past fast_io_fail_tmo ($FAST_FAIL s): EIO, the device stays"
 nvmet_port_unlink 4420 "$NQN"
