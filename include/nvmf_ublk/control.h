@@ -43,6 +43,15 @@ struct ConnectArgs {
   // TP 4129: a write left unanswered by a lost association goes to another path only after
   // KATO + CQT (on by default).
   bool ghost_write_hold = true;
+  // nvme-cli -D: a second association even when one to this subsystem through this portal (and
+  // host address, interface and host NQN) exists; without it such a connect returns the devices
+  // it already has.
+  bool duplicate_connect = false;
+  bool disable_sqflow = false;  // ask the controller to disable SQ flow control (SQHD updates)
+  int tos = -1;                 // IP type of service of the TCP connections; -1: system default
+  // Who made the connection: a tag given with --owner (e.g. "autoconnect"), or, for connections a
+  // persistent discovery controller made, "discovery:<its id>". Empty: made by hand.
+  std::string owner;
 };
 
 // One path of a device: a controller through one portal, as the daemon sees it now.
@@ -85,7 +94,67 @@ struct ControllerSummary {
   std::string state;  // connecting, live, resetting, deleting, deleted
   uint32_t reconnects = 0;
   uint16_t cntlid = 0;
+  std::string owner;  // ConnectArgs::owner
   std::vector<DeviceInfo> devices;
+};
+
+// `connect-all`: a discovery controller (the address fields, host identity and transport options of
+// `args`; subnqn is ignored) and the options every connection it makes gets (the rest of `args`).
+struct ConnectAllArgs {
+  ConnectArgs args;
+  // Keep the discovery controller (keep-alive, discovery-log-change events, re-read after a
+  // reconnect), connect records that appear, disconnect the ones it connected that vanished from
+  // the log for `grace_s` seconds. Kept across daemon restarts until disconnect-all.
+  bool persistent = false;
+  int grace_s = 60;
+  int max_controllers = 16;  // discovery controllers read, referrals included
+};
+
+// What became of one record of the discovery log.
+struct RecordResult {
+  std::string subnqn;
+  std::string traddr;
+  std::string trsvcid;
+  // "connected" (by this request), "already-connected", "failed", "skipped"
+  std::string result;
+  std::string error;  // failed/skipped: why
+  std::vector<std::string> devices;
+};
+
+struct ConnectAllResult {
+  std::vector<DeviceInfo> devices;  // of every record connected or already connected
+  std::vector<RecordResult> records;
+  // Discovery controllers read (the first, then referrals): "traddr:trsvcid", and for each one
+  // that could not be read, the reason.
+  std::vector<std::string> controllers;
+  std::vector<std::string> controller_errors;
+  std::string discovery_id;  // persistent: the discovery controller's id ("" otherwise)
+};
+
+// A persistent discovery controller the daemon keeps, and what it decided about each record.
+struct DiscoveryRecordInfo {
+  std::string subnqn;
+  std::string traddr;
+  std::string trsvcid;
+  // wanted, connecting, connected (by this discovery controller), connected-elsewhere, vanishing
+  std::string state;
+  int failures = 0;
+  std::string error;           // the latest failed connect
+  double retry_in_s = 0;       // wanted after a failure: seconds to the next attempt
+  double vanishing_for_s = 0;  // vanishing: seconds since it left the log
+};
+
+struct DiscoveryControllerInfo {
+  std::string id;  // "<traddr>:<trsvcid>" (+ " via <host_traddr>/<host_iface>", " as <hostnqn>")
+  std::string traddr;
+  std::string trsvcid;
+  std::string owner;
+  std::string state;  // the controller's: connecting, live, resetting, ...
+  std::string error;  // why it is not live, or the latest failed log read
+  uint32_t reconnects = 0;
+  uint64_t genctr = 0;  // of the latest log read
+  int grace_s = 0;
+  std::vector<DiscoveryRecordInfo> records;
 };
 
 class ControlClient {
@@ -97,8 +166,13 @@ class ControlClient {
   ControlClient& operator=(ControlClient&& other) noexcept;
   ~ControlClient();
 
-  // Connects a controller and creates one device per namespace; returns them.
-  absl::StatusOr<std::vector<DeviceInfo>> Connect(const ConnectArgs& args);
+  // Connects a controller and creates one device per namespace; returns them. When the same
+  // connection exists already (and not args.duplicate_connect), returns its devices and sets
+  // *already_connected.
+  absl::StatusOr<std::vector<DeviceInfo>> Connect(const ConnectArgs& args,
+                                                  bool* already_connected = nullptr);
+  // Reads the discovery log (referrals followed) and connects every NVM subsystem record.
+  absl::StatusOr<ConnectAllResult> ConnectAll(const ConnectAllArgs& args);
   // Removes every device of subsystem `subnqn` (and its controllers); returns what was removed.
   absl::StatusOr<std::vector<DeviceInfo>> DisconnectSubsystem(std::string_view subnqn);
   // Removes the paths through traddr:trsvcid (empty trsvcid: any port of traddr) to `subnqn`:
@@ -111,8 +185,12 @@ class ControlClient {
   absl::StatusOr<std::vector<DeviceInfo>> DisconnectDevice(std::string_view path);
   // Changes a device's multipath I/O policy at once (see ConnectArgs::iopolicy).
   absl::Status SetIoPolicy(std::string_view device, std::string_view policy);
-  // Removes every device and controller; returns the devices removed.
-  absl::StatusOr<std::vector<DeviceInfo>> DisconnectAll();
+  // Removes every device and controller, and every persistent discovery controller; with an
+  // owner, only those made with that owner (and what its discovery controllers connected).
+  // Returns the devices removed.
+  absl::StatusOr<std::vector<DeviceInfo>> DisconnectAll(std::string_view owner = "");
+  // The persistent discovery controllers.
+  absl::StatusOr<std::vector<DiscoveryControllerInfo>> ListDiscovery();
   absl::StatusOr<std::vector<ControllerSummary>> List();
   // Each device once, with its paths.
   absl::StatusOr<std::vector<DeviceInfo>> ListDevices();

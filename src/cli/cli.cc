@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
+#include <set>
 #include <sstream>
 
 #include "CLI/CLI.hpp"
@@ -11,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "base/log.h"
 #include "base/mounts.h"
+#include "cli/fabrics.h"
 #include "control/protocol.h"
 #include "control/published_device.h"
 #include "discovery/host_identity.h"
@@ -37,17 +39,6 @@ struct Common {
   double timeout_s = -1;  // -1: per command (list 10 s, connect/disconnect 60 s)
 };
 
-void AddTransport(CLI::App* c, Common* o) {
-  c->add_option("-t,--transport", o->transport, "transport type (tcp)")
-      ->check(CLI::IsMember({"tcp"}));
-  c->add_option("-a,--traddr", o->traddr, "transport address (IPv4/IPv6 or name)")->required();
-  c->add_option("-s,--trsvcid", o->trsvcid, "transport service id (TCP port)");
-  c->add_option("-w,--host-traddr", o->host_traddr, "source address for the connection");
-  c->add_option("-f,--host-iface", o->host_iface, "network interface for the connection");
-  c->add_option("-q,--hostnqn", o->hostnqn, "host NQN (default: /etc/nvme/hostnqn)");
-  c->add_option("-I,--hostid", o->hostid, "host ID, a UUID (default: /etc/nvme/hostid)");
-}
-
 int Fail(std::ostream& err, const absl::Status& s) {
   err << "nvmf-ublk: " << s.message() << "\n";
   return 1;
@@ -64,76 +55,6 @@ int ReportGivenUp(const std::vector<DeviceInfo>& removed, std::ostream& err) {
     ++n;
   }
   return n == 0 ? 0 : 1;
-}
-
-const char* TreqName(uint8_t treq) {
-  switch (treq & 0x3) {
-    case 0:
-      return "not specified";
-    case 1:
-      return "required";
-    case 2:
-      return "not required";
-  }
-  return "reserved";
-}
-
-int Discover(const Common& o, std::ostream& out, std::ostream& err) {
-  auto id = discovery::ResolveHostIdentity(o.hostnqn, o.hostid);
-  if (!id.ok()) return Fail(err, id.status());
-  auto engine = io::Engine::Create(1);
-  if (!engine.ok()) return Fail(err, engine.status());
-  io::ControllerOptions opts;
-  opts.discovery = true;
-  opts.traddr = o.traddr;
-  opts.trsvcid = o.trsvcid.empty() ? "8009" : o.trsvcid;  // IANA's NVMe/TCP discovery port
-  opts.host_traddr = o.host_traddr;
-  opts.host_iface = o.host_iface;
-  opts.subnqn = nvme::kDiscoveryNqn;
-  opts.hostnqn = id->hostnqn;
-  opts.hostid = id->hostid_bytes;
-  opts.kato_s = 0;  // one-shot: no keep-alive
-  auto dc = io::SyncController::Connect(engine->get(), opts);
-  if (!dc.ok()) {
-    return Fail(
-        err, absl::Status(dc.status().code(), absl::StrCat("discover ", o.traddr, ":", opts.trsvcid,
-                                                           ": ", dc.status().message())));
-  }
-  auto log = (*dc)->DiscoveryLog();
-  (*dc)->Disconnect();
-  if (!log.ok()) return Fail(err, log.status());
-  if (o.output == "json") {
-    json records = json::array();
-    for (const auto& e : *log) {
-      records.push_back({{"trtype", nvme::TrtypeName(e.trtype)},
-                         {"adrfam", nvme::AdrfamName(e.adrfam)},
-                         {"subtype", nvme::SubtypeName(e.subtype)},
-                         {"treq", TreqName(e.treq)},
-                         {"portid", e.portid},
-                         {"trsvcid", e.trsvcid},
-                         {"subnqn", e.subnqn},
-                         {"traddr", e.traddr},
-                         {"eflags", e.eflags},
-                         {"sectype", e.tcp_sectype}});
-    }
-    out << json{{"records", records}}.dump(2) << "\n";
-    return 0;
-  }
-  out << "Discovery Log Number of Records " << log->size() << "\n";
-  for (size_t i = 0; i < log->size(); ++i) {
-    const auto& e = (*log)[i];
-    out << "=====Discovery Log Entry " << i << "======\n"
-        << "trtype:  " << nvme::TrtypeName(e.trtype) << "\n"
-        << "adrfam:  " << nvme::AdrfamName(e.adrfam) << "\n"
-        << "subtype: " << nvme::SubtypeName(e.subtype) << "\n"
-        << "treq:    " << TreqName(e.treq) << "\n"
-        << "portid:  " << e.portid << "\n"
-        << "trsvcid: " << e.trsvcid << "\n"
-        << "subnqn:  " << e.subnqn << "\n"
-        << "traddr:  " << e.traddr << "\n"
-        << "eflags:  " << e.eflags << "\n";
-  }
-  return 0;
 }
 
 std::string HumanSize(uint64_t bytes) {
@@ -241,29 +162,33 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                  "seconds to wait for nvmf-ublkd's answer (default: 10 for list, 60 otherwise)")
       ->check(CLI::Range(0.1, 86400.0));
 
-  CLI::App* discover = app.add_subcommand("discover", "read a discovery controller's log");
-  AddTransport(discover, &o);
-  discover->add_option("-o,--output-format", o.output, "normal|json")
-      ->check(CLI::IsMember({"normal", "json"}));
+  FabricsOptions disc_o;
+  CLI::App* discover = app.add_subcommand(
+      "discover",
+      "read a discovery controller's log, and the logs it refers to (no -a: each controller of "
+      "/etc/nvme/discovery.conf and config.json)");
+  AddFabricsOptions(discover, &disc_o, Verb::kDiscover);
 
-  ConnectArgs ca;
+  FabricsOptions all_o;
+  int grace_s = 60;
+  CLI::App* connect_all = app.add_subcommand(
+      "connect-all",
+      "connect every NVM subsystem of a discovery log (referrals followed; no -a: the controllers "
+      "of /etc/nvme/discovery.conf and config.json); what is connected already stays");
+  AddFabricsOptions(connect_all, &all_o, Verb::kConnectAll);
+  connect_all
+      ->add_option("--grace-period", grace_s,
+                   "--persistent: seconds a record it connected may be missing from the log "
+                   "before it is disconnected")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 30));
+
+  FabricsOptions conn_o;
+  ConnectArgs& ca = conn_o.args;
   CLI::App* connect =
       app.add_subcommand("connect", "connect a subsystem; one device per namespace");
-  AddTransport(connect, &o);
+  AddFabricsOptions(connect, &conn_o, Verb::kConnect);
   connect->add_option("-n,--nqn", ca.subnqn, "subsystem NQN")->required();
-  connect->add_option("-i,--nr-io-queues", ca.nr_io_queues, "I/O queues (default: one per core)");
-  connect->add_option("-Q,--queue-size", ca.queue_size, "I/O queue size")->capture_default_str();
-  connect->add_option("-k,--keep-alive-tmo", ca.keep_alive_tmo, "keep-alive timeout (s)");
-  connect->add_option("-c,--reconnect-delay", ca.reconnect_delay, "reconnect delay (s)")
-      ->capture_default_str();
-  connect
-      ->add_option("-l,--ctrl-loss-tmo", ca.ctrl_loss_tmo,
-                   "controller loss timeout (s, -1: forever)")
-      ->capture_default_str();
-  connect->add_option("--fast_io_fail_tmo,--fast-io-fail-tmo", ca.fast_io_fail_tmo,
-                      "fail queued I/O after this many seconds (-1: off)");
-  connect->add_flag("-g,--hdr-digest", ca.hdr_digest, "enable the header digest");
-  connect->add_flag("-G,--data-digest", ca.data_digest, "enable the data digest");
   connect
       ->add_option("--iopolicy", ca.iopolicy,
                    "multipath I/O policy: round-robin (default), queue-depth, failover, latency; "
@@ -274,8 +199,6 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                     "re-issue a write left unanswered by a lost path on another path at once, "
                     "instead of after KATO + CQT (TP 4129; the hold keeps an old copy of the "
                     "write from landing after a newer one)");
-  connect->add_option("-o,--output-format", o.output, "normal|json")
-      ->check(CLI::IsMember({"normal", "json"}));
 
   std::string dis_nqn, dis_dev, dis_addr, dis_svc;
   CLI::App* disconnect = app.add_subcommand(
@@ -294,12 +217,26 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   bool force = false;
   disconnect->add_flag("--force", force, "remove the device even if a filesystem is mounted on it");
 
+  std::string owner;
   bool unmount = false;
   CLI::App* disconnect_all = app.add_subcommand(
       "disconnect-all", "remove every device (refuses mounted ones unless --unmount/--force)");
   disconnect_all->add_flag("--unmount", unmount,
                            "unmount filesystems on the devices first (the shutdown unit does)");
   disconnect_all->add_flag("--force", force, "remove devices even if filesystems are mounted");
+  disconnect_all->add_option("--owner", owner,
+                             "only what connect/connect-all --owner made (and the persistent "
+                             "discovery controllers made with it)");
+
+  std::string subsys_out = "normal";
+  CLI::App* list_subsys = app.add_subcommand(
+      "list-subsys",
+      "subsystems with their controllers (paths) and devices; discovery controllers");
+  list_subsys->add_option("-o,--output-format", subsys_out, "normal|json")
+      ->check(CLI::IsMember({"normal", "json"}));
+  CLI::App* gen_hostnqn = app.add_subcommand("gen-hostnqn", "print a new host NQN");
+  CLI::App* show_hostnqn =
+      app.add_subcommand("show-hostnqn", "print the host NQN of /etc/nvme/hostnqn");
 
   std::string udev_name;
   std::string state_dir = "/run/nvmf-ublk";
@@ -343,32 +280,54 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     out << "nvmf-ublk 0.1.0\n";
     return 0;
   }
-  if (app.got_subcommand(discover)) return Discover(o, out, err);
+  if (app.got_subcommand(discover)) return RunDiscover(disc_o, out, err);
+  if (app.got_subcommand(gen_hostnqn)) return RunGenHostNqn(out);
+  if (app.got_subcommand(show_hostnqn)) return RunShowHostNqn(out, err);
+  if (app.got_subcommand(connect_all)) {
+    // The files' errors before the daemon is asked anything.
+    if (!all_o.refused.empty()) {
+      err << "nvmf-ublk: " << RefusedMessage(all_o) << "\n";
+      return 2;
+    }
+    if (all_o.args.traddr.empty()) {
+      if (auto files = DiscoveryControllersFromFiles(all_o); !files.ok()) {
+        return Fail(err, files.status());
+      }
+    }
+  }
+  if (app.got_subcommand(connect) && !conn_o.refused.empty()) {
+    err << "nvmf-ublk: " << RefusedMessage(conn_o) << "\n";
+    return 2;
+  }
   if (app.got_subcommand(udev_info)) return UdevInfo(udev_name, state_dir, out, err);
 
   auto client = ControlClient::Open(o.socket);
   if (!client.ok()) return Fail(err, client.status());
-  const double default_timeout_s = app.got_subcommand(list) ? 10 : 60;
+  const double default_timeout_s = app.got_subcommand(list) || app.got_subcommand(list_subsys) ? 10
+                                   : app.got_subcommand(connect_all)                           ? 600
+                                                                                               : 60;
   client->set_timeout_ms(
       static_cast<int>((o.timeout_s > 0 ? o.timeout_s : default_timeout_s) * 1000));
 
+  if (app.got_subcommand(connect_all)) {
+    return RunConnectAll(&*client, all_o, grace_s, out, err);
+  }
+  if (app.got_subcommand(list_subsys)) return RunListSubsys(&*client, subsys_out, out, err);
   if (app.got_subcommand(connect)) {
-    ca.transport = o.transport;
-    ca.traddr = o.traddr;
-    ca.trsvcid = o.trsvcid.empty() ? "4420" : o.trsvcid;
-    ca.host_traddr = o.host_traddr;
-    ca.host_iface = o.host_iface;
+    if (ca.trsvcid.empty()) ca.trsvcid = "4420";
     ca.ghost_write_hold = !no_ghost_hold;
-    auto id = discovery::ResolveHostIdentity(o.hostnqn, o.hostid);
-    if (!id.ok()) return Fail(err, id.status());
-    ca.hostnqn = id->hostnqn;
-    ca.hostid = id->hostid;
-    auto devs = client->Connect(ca);
+    if (absl::Status s = ResolveAndSaveHostIdentity(&ca, err); !s.ok()) return Fail(err, s);
+    bool already = false;
+    auto devs = client->Connect(ca, &already);
     if (!devs.ok()) return Fail(err, devs.status());
-    if (o.output == "json") {
+    if (already) {
+      err << "nvmf-ublk: " << ca.subnqn << " at " << ca.traddr << ":" << ca.trsvcid
+          << " is already connected (-D/--duplicate-connect for a second association)\n";
+    }
+    if (conn_o.output == "json") {
       json j = json::array();
       for (const auto& d : *devs) j.push_back(control::ToJson(d));
-      out << json{{"devices", j}}.dump(2) << "\n";
+      out << json{{"devices", j}, {"already_connected", already}}.dump(2) << "\n";
     } else {
       for (const auto& d : *devs) out << d.path << "\n";
     }
@@ -426,6 +385,30 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   if (app.got_subcommand(disconnect_all)) {
     auto all = client->ListDevices();
     if (!all.ok()) return Fail(err, all.status());
+    if (!owner.empty()) {
+      // Only the devices every path of which that owner (or its discovery controllers) made.
+      auto ctrls = client->List();
+      if (!ctrls.ok()) return Fail(err, ctrls.status());
+      auto dcs = client->ListDiscovery();
+      if (!dcs.ok()) return Fail(err, dcs.status());
+      std::set<std::string> owners{owner};
+      for (const auto& dc : *dcs) {
+        if (dc.owner == owner) owners.insert("discovery:" + dc.id);
+      }
+      std::set<std::string> names;
+      for (const auto& c : *ctrls) {
+        if (owners.count(c.owner)) names.insert(c.name);
+      }
+      std::vector<DeviceInfo> mine;
+      for (const auto& d : *all) {
+        if (!d.paths.empty() && std::all_of(d.paths.begin(), d.paths.end(), [&](const auto& p) {
+              return names.count(p.controller) != 0;
+            })) {
+          mine.push_back(d);
+        }
+      }
+      *all = std::move(mine);
+    }
     // A device whose filesystem stays mounted (busy) is kept, with its data; the others go.
     std::vector<std::string> removable;
     int kept = 0;
@@ -448,7 +431,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     }
     absl::StatusOr<std::vector<DeviceInfo>> removed;
     if (kept == 0) {
-      removed = client->DisconnectAll();  // also controllers that have no device
+      removed = client->DisconnectAll(owner);  // also controllers that have no device
     } else {
       std::vector<DeviceInfo> some;
       for (const std::string& path : removable) {

@@ -147,11 +147,32 @@ std::vector<DeviceInfo> Devices(const json& reply) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<DeviceInfo>> ControlClient::Connect(const ConnectArgs& args) {
+absl::StatusOr<std::vector<DeviceInfo>> ControlClient::Connect(const ConnectArgs& args,
+                                                               bool* already_connected) {
   json req = control::ToJson(args);
   req["cmd"] = "connect";
   ASSIGN_OR_RETURN(json reply, Round(this, req));
+  if (already_connected != nullptr) {
+    auto it = reply.find("already_connected");
+    *already_connected = it != reply.end() && it->is_boolean() && it->get<bool>();
+  }
   return Devices(reply);
+}
+
+absl::StatusOr<ConnectAllResult> ControlClient::ConnectAll(const ConnectAllArgs& args) {
+  json req = control::ToJson(args);
+  req["cmd"] = "connect-all";
+  ASSIGN_OR_RETURN(json reply, Round(this, req));
+  return control::ConnectAllResultFromJson(reply);
+}
+
+absl::StatusOr<std::vector<DiscoveryControllerInfo>> ControlClient::ListDiscovery() {
+  ASSIGN_OR_RETURN(json reply, Round(this, json{{"cmd", "list"}}));
+  std::vector<DiscoveryControllerInfo> out;
+  if (auto it = reply.find("discovery"); it != reply.end() && it->is_array()) {
+    for (const auto& d : *it) out.push_back(control::DiscoveryControllerInfoFromJson(d));
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<DeviceInfo>> ControlClient::DisconnectSubsystem(
@@ -189,8 +210,10 @@ absl::StatusOr<std::vector<DeviceInfo>> ControlClient::DisconnectDevice(std::str
   return Devices(reply);
 }
 
-absl::StatusOr<std::vector<DeviceInfo>> ControlClient::DisconnectAll() {
-  ASSIGN_OR_RETURN(json reply, Round(this, json{{"cmd", "disconnect-all"}}));
+absl::StatusOr<std::vector<DeviceInfo>> ControlClient::DisconnectAll(std::string_view owner) {
+  json req{{"cmd", "disconnect-all"}};
+  if (!owner.empty()) req["owner"] = std::string(owner);
+  ASSIGN_OR_RETURN(json reply, Round(this, req));
   return Devices(reply);
 }
 

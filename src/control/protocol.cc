@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
+#include "base/status.h"
 
 namespace nvmf_ublk::control {
 namespace {
@@ -85,22 +86,38 @@ json ToJson(const ConnectArgs& a) {
               {"hdr_digest", a.hdr_digest},
               {"data_digest", a.data_digest},
               {"iopolicy", a.iopolicy},
-              {"ghost_write_hold", a.ghost_write_hold}};
+              {"ghost_write_hold", a.ghost_write_hold},
+              {"duplicate_connect", a.duplicate_connect},
+              {"disable_sqflow", a.disable_sqflow},
+              {"tos", a.tos},
+              {"owner", a.owner}};
 }
 
 absl::StatusOr<ConnectArgs> ConnectArgsFromJson(const json& j) {
   ConnectArgs a;
   if (!j.is_object()) return absl::InvalidArgumentError("bad connect request: not a JSON object");
-  for (absl::Status s :
-       {Get(j, "transport", &a.transport), Get(j, "traddr", &a.traddr),
-        Get(j, "trsvcid", &a.trsvcid), Get(j, "subnqn", &a.subnqn), Get(j, "hostnqn", &a.hostnqn),
-        Get(j, "hostid", &a.hostid), Get(j, "host_traddr", &a.host_traddr),
-        Get(j, "host_iface", &a.host_iface), Get(j, "nr_io_queues", &a.nr_io_queues),
-        Get(j, "queue_size", &a.queue_size), Get(j, "keep_alive_tmo", &a.keep_alive_tmo),
-        Get(j, "reconnect_delay", &a.reconnect_delay), Get(j, "ctrl_loss_tmo", &a.ctrl_loss_tmo),
-        Get(j, "fast_io_fail_tmo", &a.fast_io_fail_tmo), Get(j, "hdr_digest", &a.hdr_digest),
-        Get(j, "data_digest", &a.data_digest), Get(j, "iopolicy", &a.iopolicy),
-        Get(j, "ghost_write_hold", &a.ghost_write_hold)}) {
+  for (absl::Status s : {Get(j, "transport", &a.transport),
+                         Get(j, "traddr", &a.traddr),
+                         Get(j, "trsvcid", &a.trsvcid),
+                         Get(j, "subnqn", &a.subnqn),
+                         Get(j, "hostnqn", &a.hostnqn),
+                         Get(j, "hostid", &a.hostid),
+                         Get(j, "host_traddr", &a.host_traddr),
+                         Get(j, "host_iface", &a.host_iface),
+                         Get(j, "nr_io_queues", &a.nr_io_queues),
+                         Get(j, "queue_size", &a.queue_size),
+                         Get(j, "keep_alive_tmo", &a.keep_alive_tmo),
+                         Get(j, "reconnect_delay", &a.reconnect_delay),
+                         Get(j, "ctrl_loss_tmo", &a.ctrl_loss_tmo),
+                         Get(j, "fast_io_fail_tmo", &a.fast_io_fail_tmo),
+                         Get(j, "hdr_digest", &a.hdr_digest),
+                         Get(j, "data_digest", &a.data_digest),
+                         Get(j, "iopolicy", &a.iopolicy),
+                         Get(j, "ghost_write_hold", &a.ghost_write_hold),
+                         Get(j, "duplicate_connect", &a.duplicate_connect),
+                         Get(j, "disable_sqflow", &a.disable_sqflow),
+                         Get(j, "tos", &a.tos),
+                         Get(j, "owner", &a.owner)}) {
     if (!s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("bad connect request: ", s.message()));
     }
@@ -119,6 +136,7 @@ absl::StatusOr<ConnectArgs> ConnectArgsFromJson(const json& j) {
   if (absl::Status s = CheckRange("fast_io_fail_tmo", a.fast_io_fail_tmo, -1, 1 << 30); !s.ok()) {
     return s;
   }
+  if (absl::Status s = CheckRange("tos", a.tos, -1, 255); !s.ok()) return s;
   if (!a.iopolicy.empty() && a.iopolicy != "round-robin" && a.iopolicy != "queue-depth" &&
       a.iopolicy != "failover" && a.iopolicy != "latency") {
     return absl::InvalidArgumentError(
@@ -189,7 +207,7 @@ json ToJson(const ControllerSummary& c) {
   for (const auto& d : c.devices) devices.push_back(ToJson(d));
   return json{{"name", c.name},       {"subnqn", c.subnqn}, {"traddr", c.traddr},
               {"trsvcid", c.trsvcid}, {"state", c.state},   {"reconnects", c.reconnects},
-              {"cntlid", c.cntlid},   {"devices", devices}};
+              {"cntlid", c.cntlid},   {"owner", c.owner},   {"devices", devices}};
 }
 
 ControllerSummary ControllerSummaryFromJson(const json& j) {
@@ -201,10 +219,138 @@ ControllerSummary ControllerSummaryFromJson(const json& j) {
   Keep(j, "state", &c.state);
   Keep(j, "reconnects", &c.reconnects);
   Keep(j, "cntlid", &c.cntlid);
+  Keep(j, "owner", &c.owner);
   if (auto it = j.find("devices"); it != j.end() && it->is_array()) {
     for (const auto& d : *it) c.devices.push_back(DeviceInfoFromJson(d));
   }
   return c;
+}
+
+json ToJson(const ConnectAllArgs& a) {
+  json j = ToJson(a.args);
+  j["persistent"] = a.persistent;
+  j["grace_s"] = a.grace_s;
+  j["max_controllers"] = a.max_controllers;
+  return j;
+}
+
+absl::StatusOr<ConnectAllArgs> ConnectAllArgsFromJson(const json& j) {
+  ConnectAllArgs a;
+  if (!j.is_object()) return absl::InvalidArgumentError("bad connect-all request: not an object");
+  json c = j;
+  c["subnqn"] = "nqn.2014-08.org.nvmexpress.discovery";  // checked as a connect otherwise
+  if (!j.contains("trsvcid")) c["trsvcid"] = "8009";
+  ASSIGN_OR_RETURN(a.args, ConnectArgsFromJson(c));
+  for (absl::Status s : {Get(j, "persistent", &a.persistent), Get(j, "grace_s", &a.grace_s),
+                         Get(j, "max_controllers", &a.max_controllers)}) {
+    if (!s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("bad connect-all request: ", s.message()));
+    }
+  }
+  RETURN_IF_ERROR(CheckRange("grace_s", a.grace_s, 0, 1 << 30));
+  RETURN_IF_ERROR(CheckRange("max_controllers", a.max_controllers, 1, 1024));
+  return a;
+}
+
+json ToJson(const RecordResult& r) {
+  return json{{"subnqn", r.subnqn}, {"traddr", r.traddr}, {"trsvcid", r.trsvcid},
+              {"result", r.result}, {"error", r.error},   {"devices", r.devices}};
+}
+
+json ToJson(const ConnectAllResult& r) {
+  json devices = json::array(), records = json::array();
+  for (const auto& d : r.devices) devices.push_back(ToJson(d));
+  for (const auto& x : r.records) records.push_back(ToJson(x));
+  return json{{"devices", devices},
+              {"records", records},
+              {"controllers", r.controllers},
+              {"controller_errors", r.controller_errors},
+              {"discovery_id", r.discovery_id}};
+}
+
+ConnectAllResult ConnectAllResultFromJson(const json& j) {
+  ConnectAllResult r;
+  if (auto it = j.find("devices"); it != j.end() && it->is_array()) {
+    for (const auto& d : *it) r.devices.push_back(DeviceInfoFromJson(d));
+  }
+  if (auto it = j.find("records"); it != j.end() && it->is_array()) {
+    for (const auto& x : *it) {
+      RecordResult rr;
+      Keep(x, "subnqn", &rr.subnqn);
+      Keep(x, "traddr", &rr.traddr);
+      Keep(x, "trsvcid", &rr.trsvcid);
+      Keep(x, "result", &rr.result);
+      Keep(x, "error", &rr.error);
+      if (auto d = x.find("devices"); d != x.end() && d->is_array()) {
+        for (const auto& p : *d) {
+          if (p.is_string()) rr.devices.push_back(p.get<std::string>());
+        }
+      }
+      r.records.push_back(std::move(rr));
+    }
+  }
+  for (const char* key : {"controllers", "controller_errors"}) {
+    auto& out = std::string(key) == "controllers" ? r.controllers : r.controller_errors;
+    if (auto it = j.find(key); it != j.end() && it->is_array()) {
+      for (const auto& p : *it) {
+        if (p.is_string()) out.push_back(p.get<std::string>());
+      }
+    }
+  }
+  Keep(j, "discovery_id", &r.discovery_id);
+  return r;
+}
+
+json ToJson(const DiscoveryControllerInfo& d) {
+  json records = json::array();
+  for (const auto& r : d.records) {
+    records.push_back(json{{"subnqn", r.subnqn},
+                           {"traddr", r.traddr},
+                           {"trsvcid", r.trsvcid},
+                           {"state", r.state},
+                           {"failures", r.failures},
+                           {"error", r.error},
+                           {"retry_in_s", r.retry_in_s},
+                           {"vanishing_for_s", r.vanishing_for_s}});
+  }
+  return json{{"id", d.id},
+              {"traddr", d.traddr},
+              {"trsvcid", d.trsvcid},
+              {"owner", d.owner},
+              {"state", d.state},
+              {"error", d.error},
+              {"reconnects", d.reconnects},
+              {"genctr", d.genctr},
+              {"grace_s", d.grace_s},
+              {"records", records}};
+}
+
+DiscoveryControllerInfo DiscoveryControllerInfoFromJson(const json& j) {
+  DiscoveryControllerInfo d;
+  Keep(j, "id", &d.id);
+  Keep(j, "traddr", &d.traddr);
+  Keep(j, "trsvcid", &d.trsvcid);
+  Keep(j, "owner", &d.owner);
+  Keep(j, "state", &d.state);
+  Keep(j, "error", &d.error);
+  Keep(j, "reconnects", &d.reconnects);
+  Keep(j, "genctr", &d.genctr);
+  Keep(j, "grace_s", &d.grace_s);
+  if (auto it = j.find("records"); it != j.end() && it->is_array()) {
+    for (const auto& x : *it) {
+      DiscoveryRecordInfo r;
+      Keep(x, "subnqn", &r.subnqn);
+      Keep(x, "traddr", &r.traddr);
+      Keep(x, "trsvcid", &r.trsvcid);
+      Keep(x, "state", &r.state);
+      Keep(x, "failures", &r.failures);
+      Keep(x, "error", &r.error);
+      Keep(x, "retry_in_s", &r.retry_in_s);
+      Keep(x, "vanishing_for_s", &r.vanishing_for_s);
+      d.records.push_back(std::move(r));
+    }
+  }
+  return d;
 }
 
 json ErrorReply(const absl::Status& status) {

@@ -16,6 +16,15 @@ nlohmann::json ToJson(const ConnectArgs& a);
 // Validates as it decodes: unknown transport, missing traddr/subnqn, out-of-range numbers.
 absl::StatusOr<ConnectArgs> ConnectArgsFromJson(const nlohmann::json& j);
 
+nlohmann::json ToJson(const ConnectAllArgs& a);
+// The discovery controller's address and the connect options; subnqn is not needed.
+absl::StatusOr<ConnectAllArgs> ConnectAllArgsFromJson(const nlohmann::json& j);
+nlohmann::json ToJson(const RecordResult& r);
+nlohmann::json ToJson(const ConnectAllResult& r);
+ConnectAllResult ConnectAllResultFromJson(const nlohmann::json& j);
+nlohmann::json ToJson(const DiscoveryControllerInfo& d);
+DiscoveryControllerInfo DiscoveryControllerInfoFromJson(const nlohmann::json& j);
+
 nlohmann::json ToJson(const PathInfo& p);
 PathInfo PathInfoFromJson(const nlohmann::json& j);
 nlohmann::json ToJson(const DeviceInfo& d);

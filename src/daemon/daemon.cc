@@ -41,6 +41,16 @@ void KeepForever(std::shared_ptr<void> p) {
 
 Daemon::~Daemon() {
   if (!handed_over_) HandOver(5'000'000'000);
+  {
+    // Persistent discovery controllers carry no device: they stop here (the state file keeps
+    // them for the next daemon).
+    std::vector<std::shared_ptr<Dc>> dcs;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      dcs = dcs_;
+    }
+    StopDcs(dcs);
+  }
   for (auto& t : recovery_threads_) {
     if (t.joinable()) t.join();
   }
@@ -104,6 +114,8 @@ io::ControllerOptions Daemon::ControllerOptionsFor(const ConnectArgs& a) const {
   o.hdr_digest = a.hdr_digest;
   o.ghost_write_hold = a.ghost_write_hold;
   o.data_digest = a.data_digest;
+  o.disable_sqflow = a.disable_sqflow;
+  o.tos = a.tos;
   o.io_timeout_ns = static_cast<int64_t>(options_.io_timeout_s * 1e9);
   o.abort_timeout_ns = std::min<int64_t>(o.abort_timeout_ns, o.io_timeout_ns);
   return o;
@@ -119,10 +131,21 @@ Daemon::Conn* Daemon::FindConn(io::Controller* ctrl) {
 void Daemon::OnControllerState(io::Controller* ctrl, int state, const absl::Status& why) {
   std::lock_guard<std::mutex> lock(mu_);
   Conn* c = FindConn(ctrl);
-  if (c == nullptr) return;
+  if (c == nullptr) {
+    OnDcEvent(ctrl, state, why, false);
+    return;
+  }
   c->state = state;
   if (!why.ok()) c->reason = why;
   cv_.notify_all();
+}
+
+void Daemon::OnAsyncEvent(io::Controller* ctrl, const nvme::AsyncEvent& event) {
+  if (event.type != nvme::kAerTypeNotice || event.info != nvme::kAerNoticeDiscoveryLogChange) {
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  OnDcEvent(ctrl, -1, absl::OkStatus(), true);
 }
 
 void Daemon::OnNamespaceChanged(io::Controller* ctrl, const io::NamespaceEntry& now) {
@@ -484,13 +507,16 @@ void Daemon::Persist() {
     for (const auto& p : c->pending) rec.devices.push_back(p);
     state.connections.push_back(std::move(rec));
   }
+  for (const auto& dc : dcs_) {
+    state.discovery.push_back(DiscoveryControllerRecord{dc->id, dc->args, dc->owner});
+  }
   lock.unlock();
   if (absl::Status s = SaveState(state_path(), state); !s.ok()) {
     NLOG(ERROR) << "cannot save state (devices will not survive a daemon restart): " << s;
   }
 }
 
-absl::StatusOr<std::vector<DeviceInfo>> Daemon::Connect(const ConnectArgs& in) {
+absl::StatusOr<Daemon::ConnectOutcome> Daemon::Connect(const ConnectArgs& in) {
   std::lock_guard<std::mutex> ops(ops_mu_);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -504,14 +530,26 @@ absl::StatusOr<std::vector<DeviceInfo>> Daemon::Connect(const ConnectArgs& in) {
   if (!args.iopolicy.empty()) {
     ASSIGN_OR_RETURN(policy, multipath::ParseIoPolicy(args.iopolicy));
   }
-  {
+  if (!args.duplicate_connect) {
+    // nvme-cli's rule (libnvme's "already connected"): the same subsystem through the same
+    // portal, from the same host address and interface, as the same host.
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& c : conns_) {
-      if (c->args.subnqn == args.subnqn && c->args.traddr == args.traddr &&
-          c->args.trsvcid == args.trsvcid && c->args.hostnqn == args.hostnqn) {
-        return absl::AlreadyExistsError(absl::StrCat(args.subnqn, " at ", args.traddr, ":",
-                                                     args.trsvcid, " is already connected"));
+      if (c->cancelled || c->args.subnqn != args.subnqn || c->args.traddr != args.traddr ||
+          c->args.trsvcid != args.trsvcid || c->args.hostnqn != args.hostnqn ||
+          c->args.host_traddr != args.host_traddr || c->args.host_iface != args.host_iface) {
+        continue;
       }
+      ConnectOutcome out;
+      out.already_connected = true;
+      out.owner = c->args.owner;
+      for (const auto& d : devices_) {
+        if (d->dev && Serves(*d, c.get())) out.devices.push_back(InfoOf(*d));
+      }
+      for (const auto& p : c->pending) {
+        if (!FindDeviceById(p.dev_id)) out.devices.push_back(Recovering(*c, p));
+      }
+      return out;
     }
   }
   // The kernel side first: without ublk there is no point in connecting.
@@ -564,7 +602,9 @@ absl::StatusOr<std::vector<DeviceInfo>> Daemon::Connect(const ConnectArgs& in) {
     }
     plan.emplace_back(existing, &ns);
   }
-  std::vector<DeviceInfo> out;
+  ConnectOutcome result;
+  result.owner = args.owner;
+  std::vector<DeviceInfo>& out = result.devices;
   for (const auto& [existing, ns] : plan) {
     std::shared_ptr<Device> dev = existing;
     if (dev) {
@@ -583,7 +623,7 @@ absl::StatusOr<std::vector<DeviceInfo>> Daemon::Connect(const ConnectArgs& in) {
     out.push_back(InfoOf(*dev));
   }
   Persist();
-  return out;
+  return result;
 }
 
 void Daemon::RemoveConns(const std::vector<std::shared_ptr<Conn>>& conns) {
@@ -621,7 +661,8 @@ void Daemon::RemoveConns(const std::vector<std::shared_ptr<Conn>>& conns) {
 absl::StatusOr<std::vector<DeviceInfo>> Daemon::Disconnect(const std::string& subnqn,
                                                            const std::string& device,
                                                            const std::string& traddr,
-                                                           const std::string& trsvcid) {
+                                                           const std::string& trsvcid,
+                                                           const std::string* owner) {
   std::lock_guard<std::mutex> ops(ops_mu_);
   std::vector<DeviceInfo> removed;
   std::vector<std::shared_ptr<Conn>> conns;      // connections that go
@@ -647,7 +688,8 @@ absl::StatusOr<std::vector<DeviceInfo>> Daemon::Disconnect(const std::string& su
     } else {
       for (const auto& c : conns_) {
         if (c->args.subnqn == subnqn && (traddr.empty() || c->args.traddr == traddr) &&
-            (trsvcid.empty() || c->args.trsvcid == trsvcid)) {
+            (trsvcid.empty() || c->args.trsvcid == trsvcid) &&
+            (owner == nullptr || c->args.owner == *owner)) {
           conns.push_back(c);
         }
       }
@@ -733,6 +775,7 @@ std::vector<ControllerSummary> Daemon::List() {
     s.traddr = c->args.traddr;
     s.trsvcid = c->args.trsvcid;
     s.state = io::Controller::ToString(c->state);
+    s.owner = c->args.owner;
     if (c->ctrl) {
       s.reconnects = c->ctrl->reconnects();
       s.cntlid = c->ctrl->cntlid();
@@ -800,7 +843,20 @@ json Daemon::HandleRequest(const json& req) {
   if (cmd == "connect") {
     auto args = control::ConnectArgsFromJson(req);
     if (!args.ok()) return control::ErrorReply(args.status());
-    return devices_reply(Connect(*args));
+    auto r = Connect(*args);
+    if (!r.ok()) return control::ErrorReply(r.status());
+    json reply = devices_reply(r->devices);
+    reply["already_connected"] = r->already_connected;
+    return reply;
+  }
+  if (cmd == "connect-all") {
+    auto args = control::ConnectAllArgsFromJson(req);
+    if (!args.ok()) return control::ErrorReply(args.status());
+    auto r = ConnectAll(*args);
+    if (!r.ok()) return control::ErrorReply(r.status());
+    json reply = control::ToJson(*r);
+    reply["ok"] = true;
+    return reply;
   }
   if (cmd == "disconnect") {
     absl::StatusOr<std::string> nqn_field = field("subnqn"), dev_field = field("device"),
@@ -836,30 +892,17 @@ json Daemon::HandleRequest(const json& req) {
     return json{{"ok", true}};
   }
   if (cmd == "disconnect-all") {
-    std::vector<std::string> nqns;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (const auto& c : conns_) {
-        if (std::find(nqns.begin(), nqns.end(), c->args.subnqn) == nqns.end()) {
-          nqns.push_back(c->args.subnqn);
-        }
-      }
-    }
-    std::vector<DeviceInfo> removed;
-    for (const auto& nqn : nqns) {
-      auto r = Disconnect(nqn, "");
-      if (!r.ok() && r.status().code() != absl::StatusCode::kNotFound) {
-        return control::ErrorReply(r.status());
-      }
-      if (r.ok()) removed.insert(removed.end(), r->begin(), r->end());
-    }
-    return devices_reply(removed);
+    absl::StatusOr<std::string> owner = field("owner");
+    if (!owner.ok()) return control::ErrorReply(owner.status());
+    return devices_reply(DisconnectAll(*owner));
   }
   if (cmd == "list") {
     json ctrls = json::array(), devs = json::array();
     for (const auto& c : List()) ctrls.push_back(control::ToJson(c));
     for (const auto& d : ListDevices()) devs.push_back(control::ToJson(d));
-    return json{{"ok", true}, {"controllers", ctrls}, {"devices", devs}};
+    json dcs = json::array();
+    for (const auto& d : ListDiscovery()) dcs.push_back(control::ToJson(d));
+    return json{{"ok", true}, {"controllers", ctrls}, {"devices", devs}, {"discovery", dcs}};
   }
   return control::ErrorReply(
       absl::InvalidArgumentError(absl::StrCat("unknown command '", cmd, "'")));

@@ -94,14 +94,38 @@ class Daemon final : private io::ControllerListener {
   struct Device;
   struct DevPath;
   struct Conn;
+  struct Dc;
   explicit Daemon(const DaemonOptions& options) : options_(options) {}
 
-  absl::StatusOr<std::vector<DeviceInfo>> Connect(const ConnectArgs& args);
-  // By device, or by subsystem (optionally only the paths through traddr[:trsvcid]).
+  struct ConnectOutcome {
+    std::vector<DeviceInfo> devices;
+    bool already_connected = false;  // the same connection existed (see ConnectArgs)
+    std::string owner;               // the connection's owner (the existing one's when already)
+  };
+  absl::StatusOr<ConnectOutcome> Connect(const ConnectArgs& args);
+  // By device, or by subsystem (optionally only the paths through traddr[:trsvcid]); with
+  // `owner`, only connections of that owner.
   absl::StatusOr<std::vector<DeviceInfo>> Disconnect(const std::string& subnqn,
                                                      const std::string& device,
                                                      const std::string& traddr = "",
-                                                     const std::string& trsvcid = "");
+                                                     const std::string& trsvcid = "",
+                                                     const std::string* owner = nullptr);
+  // Every connection (with an owner: of that owner, or of its persistent discovery controllers)
+  // and those discovery controllers.
+  absl::StatusOr<std::vector<DeviceInfo>> DisconnectAll(const std::string& owner);
+
+  // Discovery-driven operation (discovery_service.cc).
+  absl::StatusOr<ConnectAllResult> ConnectAll(const ConnectAllArgs& args);
+  // Starts a persistent discovery controller's thread (which connects it and reconciles).
+  void StartDc(const std::shared_ptr<Dc>& dc);
+  void RunDc(Dc* dc);
+  // Reads the log through the persistent controller and the referrals; reconciles.
+  void ReadDcLog(Dc* dc);
+  // Stops the thread and the controller of each; removes them from dcs_.
+  void StopDcs(const std::vector<std::shared_ptr<Dc>>& dcs);
+  std::vector<DiscoveryControllerInfo> ListDiscovery();
+  bool OnDcEvent(io::Controller* ctrl, int state, const absl::Status& why,
+                 bool log_changed);  // caller holds mu_
   absl::Status SetIoPolicy(const std::string& device, const std::string& policy);
   std::vector<ControllerSummary> List();
   std::vector<DeviceInfo> ListDevices();
@@ -145,6 +169,7 @@ class Daemon final : private io::ControllerListener {
   Conn* FindConn(io::Controller* ctrl);
 
   void OnControllerState(io::Controller* ctrl, int state, const absl::Status& why) override;
+  void OnAsyncEvent(io::Controller* ctrl, const nvme::AsyncEvent& event) override;
   void OnNamespaceChanged(io::Controller* ctrl, const io::NamespaceEntry& now) override;
   // A namespace's new size reaches its device (UPDATE_SIZE where the kernel has it).
   void ResizeDevice(const std::shared_ptr<Device>& dev, uint64_t nsze);
@@ -162,6 +187,7 @@ class Daemon final : private io::ControllerListener {
   std::condition_variable cv_;
   std::vector<std::shared_ptr<Conn>> conns_;
   std::vector<std::shared_ptr<Device>> devices_;  // membership and each Device::paths
+  std::vector<std::shared_ptr<Dc>> dcs_;          // persistent discovery controllers
   std::vector<std::thread> recovery_threads_;
   std::vector<std::thread> event_threads_;  // work an event asked for (under mu_)
   bool stopping_ = false;     // HandOver started: no request or recovery changes anything now

@@ -2,11 +2,15 @@
 #ifndef NVMF_UBLK_DAEMON_DAEMON_PARTS_H_
 #define NVMF_UBLK_DAEMON_DAEMON_PARTS_H_
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "daemon/daemon.h"
+#include "discovery/reconcile.h"
 
 namespace nvmf_ublk::daemon {
 
@@ -37,6 +41,29 @@ struct Daemon::Conn {
   int state = io::Controller::kNew;  // guarded by mu_
   absl::Status reason;               // guarded by mu_
   bool cancelled = false;            // guarded by mu_: disconnected while recovering
+};
+
+// A persistent discovery controller (connect-all --persistent) and its reconciler. Its thread
+// creates the controller, reads the log when told (an event, a reconnect) and acts on the
+// reconciler's decisions; it connects and disconnects through Daemon::Connect/Disconnect.
+struct Daemon::Dc {
+  std::string id;
+  ConnectAllArgs args;
+  std::string owner;                     // connect-all --owner
+  std::unique_ptr<io::Controller> ctrl;  // created and destroyed on the control reactor
+  std::thread thread;
+  std::mutex mu;  // below; taken after Daemon::mu_, never before it
+  std::condition_variable cv;
+  discovery::Reconciler rec;
+  bool reread = true;  // read the log at the next turn
+  bool stop = false;
+  int state = io::Controller::kNew;
+  absl::Status reason;      // why the controller is not live
+  absl::Status read_error;  // of the latest log read (OK once one succeeded)
+  uint64_t genctr = 0;
+
+  // Connections it makes carry this owner.
+  std::string ConnOwner() const { return "discovery:" + id; }
 };
 
 }  // namespace nvmf_ublk::daemon

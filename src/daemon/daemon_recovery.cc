@@ -64,6 +64,34 @@ void Daemon::StartRecovery(const State& state) {
     }
     recovery_threads_.emplace_back([this, conn, rec] { RecoverConnection(conn, rec); });
   }
+  // Persistent discovery controllers come back, with the connections they had made.
+  for (const auto& rec : state.discovery) {
+    auto dc = std::make_shared<Dc>();
+    dc->id = rec.id;
+    dc->args = rec.args;
+    dc->owner = rec.owner;
+    dc->rec = discovery::Reconciler(discovery::ReconcileOptions{
+        int64_t{rec.args.grace_s} * 1'000'000'000, 2'000'000'000, 300'000'000'000});
+    int adopted = 0;
+    for (const auto& c : state.connections) {
+      if (c.args.owner != dc->ConnOwner()) continue;
+      nvme::DiscoveryEntry e;
+      e.trtype = 3;
+      e.subtype = nvme::kSubtypeNvme;
+      e.subnqn = c.args.subnqn;
+      e.traddr = c.args.traddr;
+      e.trsvcid = c.args.trsvcid;
+      dc->rec.Adopt(e);
+      ++adopted;
+    }
+    NLOG(INFO) << "persistent discovery controller " << rec.id << " (" << adopted
+               << " connection(s) of its own)";
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      dcs_.push_back(dc);
+    }
+    StartDc(dc);
+  }
 }
 
 // `owned` keeps the connection alive here even if a disconnect removes it from conns_.
@@ -239,6 +267,11 @@ HandOverSummary Daemon::HandOver(int64_t timeout_ns) {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
     cv_.notify_all();  // a connect or recovery waiting for its controller gives up
+    for (const auto& dc : dcs_) {
+      std::lock_guard<std::mutex> dl(dc->mu);
+      dc->stop = true;  // a persistent discovery controller changes nothing from now on
+      dc->cv.notify_all();
+    }
   }
   // A request in progress finishes or gives up first (bounded: the hand-over must not hang).
   // Polled try_lock rather than timed_mutex::try_lock_for: the latter's pthread_mutex_clocklock is

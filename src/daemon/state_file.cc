@@ -65,10 +65,11 @@ absl::StatusOr<State> ParseState(std::string_view text, const std::string& origi
                      " at most. A newer nvmf-ublkd wrote it and its devices may still "
                      "exist: run that version again (this one touches nothing)"));
   }
-  auto conns = j.find("connections");
-  if (conns == j.end() || !conns->is_array()) return state;
+  auto conns_it = j.find("connections");
+  const json no_conns = json::array();
+  const json& conns = conns_it != j.end() && conns_it->is_array() ? *conns_it : no_conns;
   size_t ci = 0;
-  for (const auto& c : *conns) {
+  for (const auto& c : conns) {
     ++ci;
     if (!c.is_object() || !c.contains("args")) continue;
     auto args = control::ConnectArgsFromJson(c["args"]);
@@ -101,6 +102,22 @@ absl::StatusOr<State> ParseState(std::string_view text, const std::string& origi
     }
     state.connections.push_back(std::move(rec));
   }
+  if (auto dcs = j.find("discovery"); dcs != j.end() && dcs->is_array()) {
+    size_t di = 0;
+    for (const auto& d : *dcs) {
+      ++di;
+      const std::string where = absl::StrCat(path, ": discovery controller ", di, ": ");
+      if (!d.is_object() || !d.contains("args") || !d.contains("id") || !d["id"].is_string()) {
+        return absl::DataLossError(absl::StrCat(where, "needs id and args"));
+      }
+      auto args = control::ConnectAllArgsFromJson(d["args"]);
+      if (!args.ok()) return absl::DataLossError(absl::StrCat(where, args.status().message()));
+      DiscoveryControllerRecord rec{d["id"].get<std::string>(), *args, ""};
+      if (auto o = d.find("owner"); o != d.end() && o->is_string())
+        rec.owner = o->get<std::string>();
+      state.discovery.push_back(std::move(rec));
+    }
+  }
   return state;
 }
 
@@ -127,8 +144,15 @@ absl::Status SaveState(const std::string& path, const State& state) {
     }
     conns.push_back({{"args", control::ToJson(c.args)}, {"devices", devs}});
   }
-  const std::string text =
-      json{{"version", StateFormatVersionFor(state)}, {"connections", conns}}.dump(2) + "\n";
+  json top{{"version", StateFormatVersionFor(state)}, {"connections", conns}};
+  if (!state.discovery.empty()) {
+    json dcs = json::array();
+    for (const auto& d : state.discovery) {
+      dcs.push_back({{"id", d.id}, {"args", control::ToJson(d.args)}, {"owner", d.owner}});
+    }
+    top["discovery"] = std::move(dcs);
+  }
+  const std::string text = top.dump(2) + "\n";
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create ", tmp));

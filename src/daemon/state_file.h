@@ -35,8 +35,17 @@ struct ConnectionRecord {
 // without such a device is written as version 1, which version-1 daemons read correctly.
 inline constexpr int kStateFormatVersion = 2;
 
+// A persistent discovery controller (connect-all --persistent): restarted by the next daemon,
+// which also learns from the connections' owner ("discovery:<id>") which ones it connected.
+struct DiscoveryControllerRecord {
+  std::string id;
+  ConnectAllArgs args;  // hostnqn/hostid resolved
+  std::string owner;    // connect-all --owner
+};
+
 struct State {
   std::vector<ConnectionRecord> connections;
+  std::vector<DiscoveryControllerRecord> discovery;
 };
 
 // A missing file is an empty state. kFailedPrecondition: written by a newer format (see above);

@@ -3,8 +3,10 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "base/status.h"
 #include "base/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -46,6 +48,47 @@ TEST(StateFile, RoundTrip) {
   EXPECT_EQ(back.connections[0].devices[0].stable_id, "nguid.0011");
   EXPECT_EQ(access((path + ".tmp").c_str(), F_OK), -1);  // no temporary left behind
   unlink(path.c_str());
+}
+
+TEST(StateFile, PersistentDiscoveryControllersAndOwnersRoundTrip) {
+  State st;
+  ConnectionRecord c;
+  c.args.traddr = "10.0.0.2";
+  c.args.subnqn = "nqn.x:a";
+  c.args.hostid = "12345678-1234-1234-1234-123456789abc";
+  c.args.owner = "discovery:10.0.0.1:8009";
+  c.args.tos = 16;
+  c.args.disable_sqflow = true;
+  st.connections.push_back(c);
+  DiscoveryControllerRecord d;
+  d.id = "10.0.0.1:8009";
+  d.args.args.traddr = "10.0.0.1";
+  d.args.args.trsvcid = "8009";
+  d.args.persistent = true;
+  d.args.grace_s = 7;
+  d.owner = "autoconnect";
+  st.discovery.push_back(d);
+  ASSERT_OK_AND_ASSIGN(auto text, [&]() -> absl::StatusOr<std::string> {
+    const std::string path = absl::StrCat("/tmp/nvmf-ublk-state-dc-", getpid(), ".json");
+    RETURN_IF_ERROR(SaveState(path, st));
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    unlink(path.c_str());
+    return ss.str();
+  }());
+  ASSERT_OK_AND_ASSIGN(State back, ParseState(text, "state.json"));
+  ASSERT_EQ(back.connections.size(), 1u);
+  EXPECT_EQ(back.connections[0].args.owner, "discovery:10.0.0.1:8009");
+  EXPECT_EQ(back.connections[0].args.tos, 16);
+  EXPECT_TRUE(back.connections[0].args.disable_sqflow);
+  ASSERT_EQ(back.discovery.size(), 1u);
+  EXPECT_EQ(back.discovery[0].id, "10.0.0.1:8009");
+  EXPECT_EQ(back.discovery[0].owner, "autoconnect");
+  EXPECT_EQ(back.discovery[0].args.grace_s, 7);
+  EXPECT_TRUE(back.discovery[0].args.persistent);
+  EXPECT_THAT(ParseState(R"({"version": 1, "discovery": [{"id": "x"}]})", "s.json"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("discovery controller 1")));
 }
 
 TEST(StateFile, CorruptFileIsDataLoss) {

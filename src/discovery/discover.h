@@ -20,14 +20,17 @@ struct DiscoveryLogResult {
   std::string trsvcid;
   int depth = 0;  // 0: the controller asked for; 1: referred by it; ...
   absl::Status status;
+  uint64_t genctr = 0;
   std::vector<nvme::DiscoveryEntry> entries;
 };
 
 // `base` carries the first controller's address and the host identity and transport options used
 // for every controller (discovery, subnqn and keep-alive are set here). Fails only when the first
-// controller cannot be read.
+// controller cannot be read. With `first` (a log already read from the first controller, e.g. by
+// a persistent discovery controller), only the referrals are read.
 absl::StatusOr<std::vector<DiscoveryLogResult>> DiscoverWithReferrals(
-    io::Engine* engine, const io::ControllerOptions& base, int max_controllers = 16);
+    io::Engine* engine, const io::ControllerOptions& base, int max_controllers = 16,
+    const DiscoveryLogResult* first = nullptr);
 
 }  // namespace nvmf_ublk::discovery
 

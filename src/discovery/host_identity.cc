@@ -5,15 +5,22 @@ extern "C" {
 #include <nvme/fabrics.h>
 }
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <tuple>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/status.h"
+#include "discovery/config_file.h"
 
 namespace nvmf_ublk::discovery {
 namespace {
@@ -25,7 +32,59 @@ std::string Take(char* s) {
   return std::string(absl::StripAsciiWhitespace(out));
 }
 
+// The first line of a host file, trimmed; empty when absent or empty.
+std::string ReadHostFile(const char* name) {
+  auto text = ReadTextFile(NvmeConfigDir() + "/" + name);
+  if (!text.ok()) return {};
+  std::string line = text->substr(0, text->find('\n'));
+  return std::string(absl::StripAsciiWhitespace(line));
+}
+
+std::string RandomUuid() {
+  std::random_device rd;
+  std::array<uint8_t, 16> b{};
+  for (auto& x : b) x = static_cast<uint8_t>(rd());
+  b[6] = static_cast<uint8_t>((b[6] & 0x0f) | 0x40);  // version 4
+  b[8] = static_cast<uint8_t>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  return FormatUuid(b);
+}
+
 }  // namespace
+
+std::string GenerateHostNqn() {
+  std::string nqn = Take(nvmf_hostnqn_generate());
+  if (nqn.empty()) nqn = "nqn.2014-08.org.nvmexpress:uuid:" + RandomUuid();
+  return nqn;
+}
+
+absl::StatusOr<std::vector<std::string>> SaveGeneratedIdentity(const HostIdentity& id) {
+  std::vector<std::string> written;
+  const std::string dir = NvmeConfigDir();
+  if (!id.nqn_generated && !id.id_generated) return written;
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return ErrnoToStatus(errno, absl::StrCat("create ", dir));
+  }
+  for (const auto& [generated, name, value] : {std::tuple{id.nqn_generated, "hostnqn", id.hostnqn},
+                                               std::tuple{id.id_generated, "hostid", id.hostid}}) {
+    if (!generated) continue;
+    const std::string path = absl::StrCat(dir, "/", name);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      if (errno == EEXIST) continue;  // written meanwhile by someone else: theirs stays
+      return ErrnoToStatus(errno, absl::StrCat("create ", path));
+    }
+    const std::string text = value + "\n";
+    const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    const int err = errno;
+    ::close(fd);
+    if (!ok) {
+      ::unlink(path.c_str());
+      return ErrnoToStatus(err, absl::StrCat("write ", path));
+    }
+    written.push_back(path);
+  }
+  return written;
+}
 
 absl::StatusOr<std::array<uint8_t, 16>> ParseUuid(std::string_view text) {
   std::array<uint8_t, 16> out{};
@@ -69,26 +128,24 @@ absl::StatusOr<HostIdentity> ResolveHostIdentity(std::string_view hostnqn,
                                                  std::string_view hostid) {
   HostIdentity id;
   id.hostnqn = std::string(hostnqn);
-  if (id.hostnqn.empty()) id.hostnqn = Take(nvmf_hostnqn_from_file());
-  if (id.hostnqn.empty()) id.hostnqn = Take(nvmf_hostnqn_generate());
+  if (id.hostnqn.empty()) id.hostnqn = ReadHostFile("hostnqn");
   if (id.hostnqn.empty()) {
-    return absl::FailedPreconditionError(
-        "no host NQN: pass -q/--hostnqn or create /etc/nvme/hostnqn (nvme gen-hostnqn)");
+    id.hostnqn = GenerateHostNqn();
+    id.nqn_generated = true;
   }
   if (id.hostnqn.rfind("nqn.", 0) != 0 || id.hostnqn.size() > 223) {
     return absl::InvalidArgumentError(
         absl::StrCat("host NQN '", id.hostnqn, "' is not a valid NQN"));
   }
   std::string hid(hostid);
-  if (hid.empty()) hid = Take(nvmf_hostid_from_file());
+  if (hid.empty()) hid = ReadHostFile("hostid");
   if (hid.empty()) {
-    // nvme-cli's rule: the UUID of a "...:uuid:<uuid>" host NQN is the host ID.
+    // nvme-cli's rule: the UUID of a "...:uuid:<uuid>" host NQN is the host ID; else a new one.
     const size_t pos = id.hostnqn.find(":uuid:");
-    if (pos != std::string::npos) hid = id.hostnqn.substr(pos + 6);
-  }
-  if (hid.empty()) {
-    return absl::FailedPreconditionError(
-        "no host ID: pass -I/--hostid or create /etc/nvme/hostid (uuidgen)");
+    hid = pos != std::string::npos ? id.hostnqn.substr(pos + 6) : RandomUuid();
+    // Worth saving only for this host's own NQN (from its file or generated), not for one given
+    // on the command line.
+    id.id_generated = hostnqn.empty();
   }
   ASSIGN_OR_RETURN(id.hostid_bytes, ParseUuid(hid));
   id.hostid = FormatUuid(id.hostid_bytes);

@@ -1,6 +1,12 @@
 #include "discovery/host_identity.h"
 
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <fstream>
+
 #include "base/testing/status_matchers.h"
+#include "discovery/config_file.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -43,6 +49,37 @@ TEST(HostIdentity, BadValuesAreRejected) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a valid NQN")));
   EXPECT_THAT(ResolveHostIdentity("nqn.ok", "not-a-uuid"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a UUID")));
+}
+
+TEST(HostIdentity, GeneratedOnceThenReadFromTheFiles) {
+  const std::string dir = "/tmp/nvmf-ublk-hostid-test-" + std::to_string(getpid());
+  setenv("NVMF_UBLK_NVME_CONFIG_DIR", dir.c_str(), 1);
+  ASSERT_OK_AND_ASSIGN(auto first, ResolveHostIdentity("", ""));
+  EXPECT_TRUE(first.nqn_generated);
+  EXPECT_TRUE(first.id_generated);
+  EXPECT_EQ(first.hostnqn.rfind("nqn.2014-08.org.nvmexpress:uuid:", 0), 0u);
+  ASSERT_OK_AND_ASSIGN(auto written, SaveGeneratedIdentity(first));
+  EXPECT_EQ(written.size(), 2u);
+  ASSERT_OK_AND_ASSIGN(auto again, ResolveHostIdentity("", ""));
+  EXPECT_FALSE(again.nqn_generated);
+  EXPECT_FALSE(again.id_generated);
+  EXPECT_EQ(again.hostnqn, first.hostnqn);
+  EXPECT_EQ(again.hostid, first.hostid);
+  // An existing file is never replaced.
+  HostIdentity other = first;
+  other.hostnqn = "nqn.2026-01.io.test:other";
+  ASSERT_OK_AND_ASSIGN(auto none, SaveGeneratedIdentity(other));
+  EXPECT_TRUE(none.empty());
+  ASSERT_OK_AND_ASSIGN(auto text, ReadTextFile(dir + "/hostnqn"));
+  EXPECT_EQ(text, first.hostnqn + "\n");
+  // A host NQN given on the command line: its host ID is not saved as this host's.
+  ASSERT_OK_AND_ASSIGN(auto given, ResolveHostIdentity("nqn.2026-01.io.test:given", ""));
+  EXPECT_FALSE(given.nqn_generated);
+  EXPECT_EQ(given.hostid, first.hostid);  // from the file
+  unlink((dir + "/hostnqn").c_str());
+  unlink((dir + "/hostid").c_str());
+  rmdir(dir.c_str());
+  unsetenv("NVMF_UBLK_NVME_CONFIG_DIR");
 }
 
 }  // namespace

@@ -151,6 +151,7 @@ ConnectionOptions Controller::MakeConnectionOptions(uint16_t qid, uint16_t queue
   c.target = target_;
   c.source = source_;
   c.interface = options_.host_iface;
+  c.tos = options_.tos;
   c.connect_timeout_ns = options_.connect_timeout_ns;
   tcp::HostQueueOptions& q = c.queue;
   q.qid = qid;
@@ -619,6 +620,7 @@ void Controller::BecomeLive() {
   SetStep(BringUpStep::kDone);
   ever_live_ = true;
   lost_at_ns_ = 0;
+  attempts_since_loss_ = 0;
   if (fast_fail_timer_) {
     admin_reactor_->CancelTimer(fast_fail_timer_);
     fast_fail_timer_ = 0;
@@ -736,6 +738,11 @@ void Controller::MaybeReconnect() {
   if (state_ != kResetting || reconnect_timer_) return;
   const int64_t now = MonotonicNanos();
   int64_t delay = int64_t{options_.reconnect_delay_s} * kSec;
+  if (options_.reconnect_backoff_max_s > options_.reconnect_delay_s) {
+    const int64_t cap = int64_t{options_.reconnect_backoff_max_s} * kSec;
+    for (uint32_t i = 0; i < attempts_since_loss_ && delay < cap; ++i) delay *= 2;
+    delay = std::min(delay, cap);
+  }
   if (options_.ctrl_loss_tmo_s >= 0) {
     // Attempts every reconnect_delay, the last one when ctrl_loss_tmo has passed since the loss;
     // the controller is deleted only once it has. (Judging by when the next attempt would start
@@ -759,6 +766,7 @@ void Controller::MaybeReconnect() {
     reconnect_timer_ = 0;
     if (state_ != kResetting) return;
     ++reconnects_;
+    ++attempts_since_loss_;
     SetState(kConnecting);
     Connect();
   });
@@ -866,7 +874,7 @@ void Controller::ReadDiscoveryLog(
     const auto read = c->reader.NextRead();
     c->buf.assign(read.length, 0);
     SubmitAdmin(nvme::BuildGetLogPage(nvme::LogPageId::kDiscovery, 0, read.offset, read.length),
-                c->buf.data(), read.length, [c](const IoResult& r) {
+                c->buf.data(), read.length, [this, c](const IoResult& r) {
                   if (!r.ok()) {
                     auto d = std::move(c->done);
                     c->next = nullptr;
@@ -878,6 +886,7 @@ void Controller::ReadDiscoveryLog(
                     auto d = std::move(c->done);
                     c->next = nullptr;
                     if (s.ok()) {
+                      discovery_genctr_.store(c->reader.generation(), std::memory_order_relaxed);
                       d(c->reader.entries());
                     } else {
                       d(s);

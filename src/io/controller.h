@@ -61,6 +61,10 @@ struct ControllerOptions {
   bool hdr_digest = false;
   bool data_digest = false;
   bool disable_sqflow = false;
+  int tos = -1;  // IP type of service of every connection; -1: the system's default
+  // Reconnect backoff: each failed attempt since the loss doubles the delay, from
+  // reconnect_delay_s up to this (0: every reconnect_delay_s). For discovery controllers.
+  int reconnect_backoff_max_s = 0;
   int64_t connect_timeout_ns = 10'000'000'000;
   int64_t admin_timeout_ns = 30'000'000'000;
   int64_t io_timeout_ns = 30'000'000'000;
@@ -160,7 +164,8 @@ class Controller final : private ConnectionObserver {
   // recovery.
   void SubmitAdmin(const nvme::Sqe& sqe, void* data, uint32_t len, AdminCallback cb,
                    int64_t timeout_ns = -1);
-  // Reads the whole discovery log (generation-counter rule) from a discovery controller.
+  // Reads the whole discovery log (generation-counter rule) from a discovery controller; its
+  // generation counter is discovery_genctr() afterwards.
   void ReadDiscoveryLog(
       std::function<void(absl::StatusOr<std::vector<nvme::DiscoveryEntry>>)> done);
 
@@ -187,6 +192,8 @@ class Controller final : private ConnectionObserver {
   // Largest data transfer per command (MDTS), 0 if unlimited.
   uint64_t max_transfer_bytes() const { return max_transfer_; }
   uint32_t reconnects() const { return reconnects_.load(std::memory_order_relaxed); }
+  // GENCTR of the latest discovery log read completely. Any thread.
+  uint64_t discovery_genctr() const { return discovery_genctr_.load(std::memory_order_relaxed); }
 
   // ANA (Base 2.0 §8.1.3): the log is read at every bring-up (before the controller is live), on
   // an ANA change notice, on RequestAnaRefresh, and ANATT after a namespace entered the "change"
@@ -316,6 +323,8 @@ class Controller final : private ConnectionObserver {
   bool ns_again_ = false;
 
   int64_t lost_at_ns_ = 0;
+  uint32_t attempts_since_loss_ = 0;  // reconnect attempts since the loss (for the backoff)
+  std::atomic<uint64_t> discovery_genctr_{0};
   std::atomic<uint32_t> reconnects_{0};
   Reactor::TimerId reconnect_timer_ = 0;
   Reactor::TimerId fast_fail_timer_ = 0;

@@ -13,7 +13,6 @@
 namespace nvmf_ublk::io {
 namespace {
 
-constexpr int64_t kMs = 1'000'000;
 constexpr int64_t kSec = 1'000'000'000;
 
 }  // namespace

@@ -76,6 +76,14 @@ absl::Status TcpConnection::OpenSocket() {
   if (setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
     return ErrnoToStatus(errno, "setsockopt(TCP_NODELAY)");
   }
+  if (options_.tos >= 0) {
+    const int tos = options_.tos;
+    const bool v6 = t.family() == AF_INET6;
+    if (setsockopt(fd_.get(), v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_TCLASS : IP_TOS, &tos,
+                   sizeof(tos)) != 0) {
+      return ErrnoToStatus(errno, absl::StrCat("set type of service ", tos));
+    }
+  }
   if (!options_.interface.empty()) {
     if (setsockopt(fd_.get(), SOL_SOCKET, SO_BINDTODEVICE, options_.interface.c_str(),
                    static_cast<socklen_t>(options_.interface.size())) != 0) {

@@ -39,6 +39,7 @@ struct ConnectionOptions {
   SocketAddress target;
   std::optional<SocketAddress> source;  // host_traddr
   std::string interface;                // host_iface
+  int tos = -1;                         // IP_TOS / IPV6_TCLASS; -1: the system's default
   int64_t connect_timeout_ns = 10'000'000'000;
   tcp::HostQueueOptions queue;
 };

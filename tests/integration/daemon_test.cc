@@ -77,6 +77,27 @@ TEST_F(DaemonTest, NoUblkDriverIsAClearErrorAndConnectsNothing) {
   EXPECT_EQ(target_->LiveControllers(), 0u);
 }
 
+TEST_F(DaemonTest, ConnectAllWithoutUblkOrWithBadArgumentsIsAClearError) {
+  json r = daemon_->Handle(json{{"cmd", "connect-all"},
+                                {"traddr", "127.0.0.1"},
+                                {"trsvcid", std::to_string(port_)},
+                                {"persistent", true}});
+  EXPECT_THAT(control::ReplyStatus(r),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("modprobe ublk_drv")));
+  EXPECT_EQ(target_->LiveControllers(), 0u);
+  r = daemon_->Handle(json{{"cmd", "connect-all"}, {"traddr", "127.0.0.1"}, {"grace_s", -5}});
+  EXPECT_THAT(control::ReplyStatus(r), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                HasSubstr("grace_s -5 is out of range")));
+  r = daemon_->Handle(json{{"cmd", "connect-all"}, {"traddr", "127.0.0.1"}, {"persistent", 1}});
+  EXPECT_THAT(control::ReplyStatus(r), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                HasSubstr("persistent must be a boolean")));
+  r = daemon_->Handle(json{{"cmd", "list"}});
+  ASSERT_TRUE(r["discovery"].is_array());
+  EXPECT_TRUE(r["discovery"].empty());  // nothing half-made
+  r = daemon_->Handle(json{{"cmd", "disconnect-all"}, {"owner", 3}});
+  EXPECT_THAT(control::ReplyStatus(r), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 TEST_F(DaemonTest, RequestErrors) {
   EXPECT_THAT(control::ReplyStatus(daemon_->Handle(json{{"cmd", "frobnicate"}})),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown command")));

@@ -1,0 +1,478 @@
+#include "cli/fabrics.h"
+
+#include <algorithm>
+#include <iomanip>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/status.h"
+#include "control/protocol.h"
+#include "discovery/config_file.h"
+#include "discovery/discover.h"
+#include "discovery/host_identity.h"
+#include "io/engine.h"
+#include "nlohmann/json.hpp"
+#include "nvme/log_pages.h"
+#include "nvme/spec.h"
+
+namespace nvmf_ublk::cli {
+namespace {
+
+using nlohmann::json;
+
+// libnvme's nvmf_treq_str / nvmf_eflags_str / nvmf_sectype_str wording.
+std::string TreqText(uint8_t treq) {
+  std::string s;
+  switch (treq & 0x3) {
+    case 0:
+      s = "not specified";
+      break;
+    case 1:
+      s = "required";
+      break;
+    case 2:
+      s = "not required";
+      break;
+    default:
+      s = "reserved";
+  }
+  if (treq & 0x4) s += ", sq flow control disable supported";
+  return s;
+}
+
+std::string EflagsText(uint16_t eflags) {
+  std::vector<std::string> parts;
+  if (eflags & 0x1) parts.push_back("duplicate discovery information");
+  if (eflags & 0x2) parts.push_back("explicit discovery connections");
+  if (eflags & 0x4) parts.push_back("no cdc connectivity");
+  return parts.empty() ? "none" : absl::StrJoin(parts, ", ");
+}
+
+const char* SectypeText(uint8_t sectype) {
+  switch (sectype) {
+    case 0:
+      return "none";
+    case 1:
+      return "tls";
+    case 2:
+      return "tls13";
+  }
+  return "reserved";
+}
+
+json RecordJson(const nvme::DiscoveryEntry& e) {
+  return json{{"trtype", nvme::TrtypeName(e.trtype)},
+              {"adrfam", nvme::AdrfamName(e.adrfam)},
+              {"subtype", nvme::SubtypeName(e.subtype)},
+              {"treq", TreqText(e.treq)},
+              {"portid", e.portid},
+              {"trsvcid", e.trsvcid},
+              {"subnqn", e.subnqn},
+              {"traddr", e.traddr},
+              {"eflags", EflagsText(e.eflags)},
+              {"sectype", SectypeText(e.tcp_sectype)}};
+}
+
+void PrintLog(const discovery::DiscoveryLogResult& l, std::ostream& out) {
+  out << "\nDiscovery Log Number of Records " << l.entries.size() << ", Generation counter "
+      << l.genctr << "\n";
+  for (size_t i = 0; i < l.entries.size(); ++i) {
+    const auto& e = l.entries[i];
+    out << "=====Discovery Log Entry " << i << "======\n"
+        << "trtype:  " << nvme::TrtypeName(e.trtype) << "\n"
+        << "adrfam:  " << nvme::AdrfamName(e.adrfam) << "\n"
+        << "subtype: " << nvme::SubtypeName(e.subtype) << "\n"
+        << "treq:    " << TreqText(e.treq) << "\n"
+        << "portid:  " << e.portid << "\n"
+        << "trsvcid: " << e.trsvcid << "\n"
+        << "subnqn:  " << e.subnqn << "\n"
+        << "traddr:  " << e.traddr << "\n"
+        << "eflags:  " << EflagsText(e.eflags) << "\n"
+        << "sectype: " << SectypeText(e.tcp_sectype) << "\n";
+  }
+}
+
+int Fail(std::ostream& err, const absl::Status& s) {
+  err << "nvmf-ublk: " << s.message() << "\n";
+  return 1;
+}
+
+}  // namespace
+
+void AddFabricsOptions(CLI::App* app, FabricsOptions* o, Verb verb) {
+  ConnectArgs& a = o->args;
+  app->add_option("-t,--transport", a.transport, "transport type (tcp)")
+      ->check(CLI::IsMember({"tcp"}));
+  auto* traddr = app->add_option("-a,--traddr", a.traddr, "transport address (IPv4/IPv6 or name)");
+  if (verb == Verb::kConnect) traddr->required();
+  app->add_option("-s,--trsvcid", a.trsvcid,
+                  verb == Verb::kConnect ? "transport service id (default 4420)"
+                                         : "transport service id (default 8009)");
+  app->add_option("-w,--host-traddr", a.host_traddr, "source address for the connections");
+  app->add_option("-f,--host-iface", a.host_iface, "network interface for the connections");
+  app->add_option("-q,--hostnqn", a.hostnqn, "host NQN (default: /etc/nvme/hostnqn)");
+  app->add_option("-I,--hostid", a.hostid, "host ID, a UUID (default: /etc/nvme/hostid)");
+  app->add_option("-k,--keep-alive-tmo", a.keep_alive_tmo,
+                  "keep-alive timeout (s; default 5, 30 for discovery controllers)")
+      ->each([o](const std::string&) { o->keep_alive_given = true; });
+  app->add_option("-c,--reconnect-delay", a.reconnect_delay, "reconnect delay (s)")
+      ->capture_default_str();
+  app->add_option("-l,--ctrl-loss-tmo", a.ctrl_loss_tmo, "controller loss timeout (s, -1: forever)")
+      ->capture_default_str();
+  app->add_option("--fast_io_fail_tmo,--fast-io-fail-tmo", a.fast_io_fail_tmo,
+                  "fail queued I/O after this many seconds (-1: off)");
+  app->add_option("-T,--tos", a.tos, "IP type of service of the TCP connections (0-255)")
+      ->check(CLI::Range(0, 255));
+  app->add_flag("-g,--hdr-digest", a.hdr_digest, "enable the header digest");
+  app->add_flag("-G,--data-digest", a.data_digest, "enable the data digest");
+  app->add_option("-o,--output-format", o->output, "normal|json")
+      ->check(CLI::IsMember({"normal", "json"}));
+  // Options nvme-cli has that need the kernel's host or what nvmf-ublk does not do yet.
+  auto refuse = [app, o](const std::string& flags, const std::string& why, bool takes_value) {
+    auto record = [o, flags, why](const auto&) {
+      const std::string name =
+          flags.substr(flags.rfind(',') == std::string::npos ? 0 : flags.rfind(',') + 1);
+      o->refused.push_back(absl::StrCat("--", name.substr(name.find_first_not_of('-')), ": ", why));
+    };
+    if (takes_value) {
+      app->add_option_function<std::string>(flags, record, "not supported: " + why)
+          ->group("Refused (nvme-cli options nvmf-ublk does not support)");
+    } else {
+      app->add_flag_function(flags, record, "not supported: " + why)
+          ->group("Refused (nvme-cli options nvmf-ublk does not support)");
+    }
+  };
+  refuse("-S,--dhchap-secret", "in-band authentication (DH-HMAC-CHAP) is not supported yet", true);
+  refuse("--tls", "TLS is not supported yet", false);
+  refuse("--keyring", "TLS is not supported yet", true);
+  refuse("--tls_key,--tls-key", "TLS is not supported yet", true);
+  refuse("-r,--raw", "the raw discovery log is not written; use -o json", true);
+  refuse("--nbft", "NVMe/TCP boot firmware tables are not read", false);
+  refuse("-J,--config", "config.json is read from /etc/nvme only", true);
+  if (verb == Verb::kDiscover) {
+    refuse("-p,--persistent",
+           "a persistent discovery controller connects its records: use connect-all --persistent",
+           false);
+    return;
+  }
+  app->add_option("-i,--nr-io-queues", a.nr_io_queues, "I/O queues (default: one per core)");
+  app->add_option("-Q,--queue-size", a.queue_size, "I/O queue size")->capture_default_str();
+  app->add_flag("-D,--duplicate-connect", a.duplicate_connect,
+                "connect even when this subsystem is connected through this portal already");
+  app->add_flag("--disable-sqflow", a.disable_sqflow,
+                "ask the controller to disable SQ flow control");
+  app->add_option("--owner", a.owner,
+                  "tag the connections (disconnect-all --owner removes only those)");
+  refuse("-C,--dhchap-ctrl-secret", "in-band authentication (DH-HMAC-CHAP) is not supported yet",
+         true);
+  refuse("-W,--nr-write-queues", "ublk queues carry reads and writes alike (no write queues)",
+         true);
+  refuse("-P,--nr-poll-queues", "no polled queues (see nvmf-ublkd)", true);
+  refuse("--concat", "secure channel concatenation is not supported", false);
+  if (verb == Verb::kConnectAll) {
+    app->add_flag("-p,--persistent", o->persistent,
+                  "keep the discovery controller: connect records that appear, disconnect the "
+                  "ones it connected that leave the log (after --grace-period)");
+  }
+}
+
+std::string RefusedMessage(const FabricsOptions& o) {
+  return o.refused.empty() ? std::string() : o.refused.front();
+}
+
+absl::StatusOr<FabricsOptions> ParseConfLine(const std::vector<std::string>& args,
+                                             const std::string& where) {
+  CLI::App app{"discovery.conf line", "discovery.conf"};
+  FabricsOptions o;
+  AddFabricsOptions(&app, &o, Verb::kConnectAll);
+  std::vector<std::string> rev(args.rbegin(), args.rend());
+  try {
+    app.parse(rev);
+  } catch (const CLI::ParseError& e) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": ", e.what()));
+  }
+  if (!o.refused.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": ", o.refused.front()));
+  }
+  if (o.args.traddr.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": no traddr (-a)"));
+  }
+  return o;
+}
+
+absl::StatusOr<std::vector<FabricsOptions>> DiscoveryControllersFromFiles(
+    const FabricsOptions& cmd) {
+  std::vector<FabricsOptions> out;
+  const std::string dir = discovery::NvmeConfigDir();
+  const std::string conf = dir + "/discovery.conf";
+  auto text = discovery::ReadTextFile(conf);
+  if (text.ok()) {
+    ASSIGN_OR_RETURN(auto lines, discovery::SplitConfLines(*text, conf));
+    for (const auto& l : lines) {
+      ASSIGN_OR_RETURN(FabricsOptions o, ParseConfLine(l.args, absl::StrCat(conf, ":", l.line)));
+      // The command line's connect options apply where the file line says nothing.
+      FabricsOptions merged = cmd;
+      merged.args.traddr = o.args.traddr;
+      merged.args.trsvcid = o.args.trsvcid;
+      if (!o.args.host_traddr.empty()) merged.args.host_traddr = o.args.host_traddr;
+      if (!o.args.host_iface.empty()) merged.args.host_iface = o.args.host_iface;
+      if (!o.args.hostnqn.empty()) merged.args.hostnqn = o.args.hostnqn;
+      if (!o.args.hostid.empty()) merged.args.hostid = o.args.hostid;
+      if (o.keep_alive_given) merged.args.keep_alive_tmo = o.args.keep_alive_tmo;
+      merged.args.hdr_digest |= o.args.hdr_digest;
+      merged.args.data_digest |= o.args.data_digest;
+      merged.persistent |= o.persistent;
+      out.push_back(std::move(merged));
+    }
+  } else if (text.status().code() != absl::StatusCode::kNotFound) {
+    return text.status();
+  }
+  const std::string cfg = dir + "/config.json";
+  auto jtext = discovery::ReadTextFile(cfg);
+  if (jtext.ok()) {
+    ASSIGN_OR_RETURN(auto ports, discovery::ParseJsonConfig(*jtext, cfg));
+    for (const auto& p : ports) {
+      if (!p.discovery) continue;
+      FabricsOptions merged = cmd;
+      merged.args.traddr = p.traddr;
+      merged.args.trsvcid = p.trsvcid;
+      merged.args.host_traddr = p.host_traddr;
+      merged.args.host_iface = p.host_iface;
+      if (!p.hostnqn.empty()) merged.args.hostnqn = p.hostnqn;
+      if (!p.hostid.empty()) merged.args.hostid = p.hostid;
+      if (p.keep_alive_tmo >= 0) merged.args.keep_alive_tmo = p.keep_alive_tmo;
+      if (p.persistent == 1) merged.persistent = true;
+      out.push_back(std::move(merged));
+    }
+  } else if (jtext.status().code() != absl::StatusCode::kNotFound) {
+    return jtext.status();
+  }
+  if (out.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("no discovery controller: give -a/--traddr, or list "
+                     "one per line in ",
+                     conf, " (e.g. \"-t tcp -a 192.168.1.10 -s 8009\")"));
+  }
+  return out;
+}
+
+absl::Status ResolveAndSaveHostIdentity(ConnectArgs* args, std::ostream& err) {
+  ASSIGN_OR_RETURN(auto id, discovery::ResolveHostIdentity(args->hostnqn, args->hostid));
+  args->hostnqn = id.hostnqn;
+  args->hostid = id.hostid;
+  if (id.nqn_generated || id.id_generated) {
+    auto saved = discovery::SaveGeneratedIdentity(id);
+    if (saved.ok()) {
+      for (const auto& f : *saved) err << "nvmf-ublk: note: host identity saved to " << f << "\n";
+    } else {
+      err << "nvmf-ublk: note: using host NQN " << id.hostnqn << " (host ID " << id.hostid
+          << "), which could not be saved: " << saved.status().message() << "\n";
+    }
+  }
+  return absl::OkStatus();
+}
+
+int RunDiscover(const FabricsOptions& cmd, std::ostream& out, std::ostream& err) {
+  if (!cmd.refused.empty()) return Fail(err, absl::InvalidArgumentError(RefusedMessage(cmd)));
+  std::vector<FabricsOptions> targets;
+  if (cmd.args.traddr.empty()) {
+    auto from_files = DiscoveryControllersFromFiles(cmd);
+    if (!from_files.ok()) return Fail(err, from_files.status());
+    targets = std::move(*from_files);
+  } else {
+    targets.push_back(cmd);
+  }
+  auto engine = io::Engine::Create(1);
+  if (!engine.ok()) return Fail(err, engine.status());
+  int rc = 0;
+  json all = json::array();
+  for (const FabricsOptions& t : targets) {
+    auto id = discovery::ResolveHostIdentity(t.args.hostnqn, t.args.hostid);
+    if (!id.ok()) return Fail(err, id.status());
+    io::ControllerOptions opts;
+    opts.traddr = t.args.traddr;
+    opts.trsvcid = t.args.trsvcid.empty() ? "8009" : t.args.trsvcid;  // IANA's discovery port
+    opts.host_traddr = t.args.host_traddr;
+    opts.host_iface = t.args.host_iface;
+    opts.hostnqn = id->hostnqn;
+    opts.hostid = id->hostid_bytes;
+    opts.hdr_digest = t.args.hdr_digest;
+    opts.data_digest = t.args.data_digest;
+    opts.tos = t.args.tos;
+    auto logs = discovery::DiscoverWithReferrals(engine->get(), opts);
+    if (!logs.ok()) {
+      err << "nvmf-ublk: discover " << opts.traddr << ":" << opts.trsvcid << ": "
+          << logs.status().message() << "\n";
+      rc = 1;
+      continue;
+    }
+    // The first controller's log in nvme-cli's shape; the referred controllers' after it.
+    json j;
+    for (const auto& l : *logs) {
+      if (!l.status.ok()) {
+        err << "nvmf-ublk: referral " << l.traddr << ":" << l.trsvcid << ": " << l.status.message()
+            << "\n";
+        rc = 1;
+      }
+      json records = json::array();
+      for (const auto& e : l.entries) records.push_back(RecordJson(e));
+      if (l.depth == 0) {
+        j = json{{"genctr", l.genctr}, {"records", records}, {"referrals", json::array()}};
+      } else if (l.status.ok()) {
+        j["referrals"].push_back(json{{"traddr", l.traddr},
+                                      {"trsvcid", l.trsvcid},
+                                      {"genctr", l.genctr},
+                                      {"records", records}});
+      }
+      if (cmd.output != "json" && l.status.ok()) {
+        if (l.depth > 0) out << "\nReferred discovery controller " << l.traddr << ":" << l.trsvcid;
+        PrintLog(l, out);
+      }
+    }
+    all.push_back(std::move(j));
+  }
+  if (cmd.output == "json") out << (all.size() == 1 ? all[0] : all).dump(2) << "\n";
+  return rc;
+}
+
+int RunConnectAll(ControlClient* client, const FabricsOptions& cmd, int grace_s, std::ostream& out,
+                  std::ostream& err) {
+  if (!cmd.refused.empty()) return Fail(err, absl::InvalidArgumentError(RefusedMessage(cmd)));
+  std::vector<FabricsOptions> targets;
+  if (cmd.args.traddr.empty()) {
+    auto from_files = DiscoveryControllersFromFiles(cmd);
+    if (!from_files.ok()) return Fail(err, from_files.status());
+    targets = std::move(*from_files);
+  } else {
+    targets.push_back(cmd);
+  }
+  int rc = 0;
+  json j = json::array();
+  std::set<std::string> printed;
+  for (FabricsOptions t : targets) {
+    if (absl::Status s = ResolveAndSaveHostIdentity(&t.args, err); !s.ok()) return Fail(err, s);
+    ConnectAllArgs req;
+    req.args = t.args;
+    if (req.args.trsvcid.empty()) req.args.trsvcid = "8009";
+    if (!t.keep_alive_given) req.args.keep_alive_tmo = -1;
+    req.persistent = t.persistent;
+    req.grace_s = grace_s;
+    auto r = client->ConnectAll(req);
+    if (!r.ok()) {
+      err << "nvmf-ublk: connect-all " << req.args.traddr << ":" << req.args.trsvcid << ": "
+          << r.status().message() << "\n";
+      rc = 1;
+      continue;
+    }
+    for (const auto& e : r->controller_errors) {
+      err << "nvmf-ublk: discovery controller " << e << "\n";
+    }
+    for (const auto& rec : r->records) {
+      if (rec.result == "failed") {
+        err << "nvmf-ublk: " << rec.subnqn << " at " << rec.traddr << ":" << rec.trsvcid << ": "
+            << rec.error << "\n";
+        rc = 1;
+      } else if (rec.result == "skipped") {
+        err << "nvmf-ublk: skipped " << rec.error << "\n";
+      }
+    }
+    if (cmd.output == "json") {
+      j.push_back(control::ToJson(*r));
+    } else {
+      for (const auto& d : r->devices) {
+        if (printed.insert(d.path).second) out << d.path << "\n";
+      }
+    }
+    if (!r->discovery_id.empty()) {
+      err << "nvmf-ublk: persistent discovery controller " << r->discovery_id
+          << " (disconnect-all removes it)\n";
+    }
+  }
+  if (cmd.output == "json") out << (j.size() == 1 ? j[0] : j).dump(2) << "\n";
+  return rc;
+}
+
+int RunListSubsys(ControlClient* client, const std::string& output, std::ostream& out,
+                  std::ostream& err) {
+  auto ctrls = client->List();
+  if (!ctrls.ok()) return Fail(err, ctrls.status());
+  auto dcs = client->ListDiscovery();
+  if (!dcs.ok()) return Fail(err, dcs.status());
+  std::vector<std::string> nqns;
+  for (const auto& c : *ctrls) {
+    if (std::find(nqns.begin(), nqns.end(), c.subnqn) == nqns.end()) nqns.push_back(c.subnqn);
+  }
+  if (output == "json") {
+    json subs = json::array();
+    for (const auto& nqn : nqns) {
+      json paths = json::array();
+      for (const auto& c : *ctrls) {
+        if (c.subnqn != nqn) continue;
+        json devs = json::array();
+        for (const auto& d : c.devices) devs.push_back(d.path);
+        paths.push_back(json{{"Name", c.name},
+                             {"Transport", "tcp"},
+                             {"Address", absl::StrCat("traddr=", c.traddr, ",trsvcid=", c.trsvcid)},
+                             {"State", c.state},
+                             {"Devices", devs}});
+      }
+      subs.push_back(json{{"Name", nqn}, {"NQN", nqn}, {"Paths", paths}});
+    }
+    json d = json::array();
+    for (const auto& x : *dcs) d.push_back(control::ToJson(x));
+    out << json{{"Subsystems", subs}, {"DiscoveryControllers", d}}.dump(2) << "\n";
+    return 0;
+  }
+  for (const auto& nqn : nqns) {
+    out << nqn << "\n\\\n";
+    for (const auto& c : *ctrls) {
+      if (c.subnqn != nqn) continue;
+      out << " +- " << c.name << " tcp traddr=" << c.traddr << ",trsvcid=" << c.trsvcid << " "
+          << c.state;
+      std::vector<std::string> devs;
+      for (const auto& d : c.devices) devs.push_back(d.path);
+      if (!devs.empty()) out << " " << absl::StrJoin(devs, " ");
+      out << "\n";
+    }
+  }
+  for (const auto& d : *dcs) {
+    out << "discovery controller " << d.id << " " << d.state << " (generation " << d.genctr
+        << ", grace " << d.grace_s << " s" << (d.owner.empty() ? "" : ", owner " + d.owner) << ")"
+        << (d.error.empty() ? "" : ": " + d.error) << "\n";
+    for (const auto& r : d.records) {
+      out << "  " << r.subnqn << " at " << r.traddr << ":" << r.trsvcid << " " << r.state;
+      if (r.failures > 0) {
+        out << " (" << r.failures << " failed attempt(s): " << r.error << "; next in "
+            << static_cast<int>(r.retry_in_s + 0.5) << " s)";
+      }
+      if (r.state == "vanishing") {
+        out << " (left the log " << static_cast<int>(r.vanishing_for_s) << " s ago)";
+      }
+      out << "\n";
+    }
+  }
+  return 0;
+}
+
+int RunGenHostNqn(std::ostream& out) {
+  out << discovery::GenerateHostNqn() << "\n";
+  return 0;
+}
+
+int RunShowHostNqn(std::ostream& out, std::ostream& err) {
+  const std::string path = discovery::NvmeConfigDir() + "/hostnqn";
+  auto text = discovery::ReadTextFile(path);
+  if (!text.ok()) {
+    err << "nvmf-ublk: " << path << ": " << text.status().message() << " (nvmf-ublk gen-hostnqn > "
+        << path << " creates one; connect saves the one it "
+        << "generates)\n";
+    return 1;
+  }
+  std::string line = text->substr(0, text->find('\n'));
+  out << line << "\n";
+  return 0;
+}
+
+}  // namespace nvmf_ublk::cli

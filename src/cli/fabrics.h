@@ -1,0 +1,60 @@
+// The fabrics verbs of `nvmf-ublk` that work from discovery logs and the host's nvme-cli files:
+// discover, connect-all, list-subsys, gen-hostnqn, show-hostnqn; and the fabrics options every
+// connecting verb shares, spelled as nvme-cli spells them (flags nvmf-ublk cannot honour are
+// refused with a clear message, never ignored).
+#ifndef NVMF_UBLK_CLI_FABRICS_H_
+#define NVMF_UBLK_CLI_FABRICS_H_
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "nvmf_ublk/control.h"
+
+namespace nvmf_ublk::cli {
+
+// What the fabrics options of one command line (or one discovery.conf line) say.
+struct FabricsOptions {
+  ConnectArgs args;  // transport address, host identity and connect options
+  bool keep_alive_given = false;
+  bool persistent = false;
+  std::string output = "normal";
+  // Options nvme-cli has that nvmf-ublk refuses (name -> why); filled when given.
+  std::vector<std::string> refused;
+};
+
+enum class Verb { kDiscover, kConnect, kConnectAll };
+
+// Adds nvme-cli's fabrics options for `verb` to `app`, writing into `o`. -a is required for
+// connect only (discover/connect-all read discovery.conf without it).
+void AddFabricsOptions(CLI::App* app, FabricsOptions* o, Verb verb);
+// A refused option's message, or "" when none was given.
+std::string RefusedMessage(const FabricsOptions& o);
+
+// Parses one discovery.conf line's arguments with the discover options (the same meaning as on
+// the command line). `where` ("/etc/nvme/discovery.conf:3") starts the error messages.
+absl::StatusOr<FabricsOptions> ParseConfLine(const std::vector<std::string>& args,
+                                             const std::string& where);
+
+// The discovery controllers to use when the command line names none: discovery.conf, then the
+// discovery ports of config.json (NvmeConfigDir()). Each gets the command line's options where
+// the file line does not set them. kNotFound when neither file lists one.
+absl::StatusOr<std::vector<FabricsOptions>> DiscoveryControllersFromFiles(
+    const FabricsOptions& command_line);
+
+int RunDiscover(const FabricsOptions& o, std::ostream& out, std::ostream& err);
+int RunConnectAll(ControlClient* client, const FabricsOptions& o, int grace_s, std::ostream& out,
+                  std::ostream& err);
+int RunListSubsys(ControlClient* client, const std::string& output, std::ostream& out,
+                  std::ostream& err);
+int RunGenHostNqn(std::ostream& out);
+int RunShowHostNqn(std::ostream& out, std::ostream& err);
+
+// Resolves the host identity for a connecting command; a generated one is saved to
+// /etc/nvme/hostnqn and hostid (with a note on `err`) so that it never changes afterwards.
+absl::Status ResolveAndSaveHostIdentity(ConnectArgs* args, std::ostream& err);
+
+}  // namespace nvmf_ublk::cli
+
+#endif  // NVMF_UBLK_CLI_FABRICS_H_

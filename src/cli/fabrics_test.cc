@@ -1,0 +1,159 @@
+// The fabrics verbs against in-process targets (tools/nvmf-target): discover across a referral, in
+// nvme-cli's shapes, from discovery.conf; the files' errors; refused nvme-cli options.
+#include "cli/fabrics.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "cli/cli.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "target.h"  // tools/nvmf-target
+
+namespace nvmf_ublk::cli {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+struct Result {
+  int rc;
+  std::string out, err;
+};
+
+Result Cli(std::vector<std::string> args) {
+  std::ostringstream out, err;
+  const int rc = RunCli(args, out, err);
+  return Result{rc, out.str(), err.str()};
+}
+
+class FabricsCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = "/tmp/nvmf-ublk-fabrics-test-" + std::to_string(getpid());
+    mkdir(dir_.c_str(), 0755);
+    setenv("NVMF_UBLK_NVME_CONFIG_DIR", dir_.c_str(), 1);
+    Write("hostnqn", "nqn.2014-08.org.nvmexpress:uuid:11111111-2222-3333-4444-555555555555\n");
+  }
+  void TearDown() override {
+    unsetenv("NVMF_UBLK_NVME_CONFIG_DIR");
+    for (const char* f : {"hostnqn", "hostid", "discovery.conf", "config.json"}) {
+      unlink((dir_ + "/" + f).c_str());
+    }
+    rmdir(dir_.c_str());
+  }
+  void Write(const std::string& name, const std::string& text) {
+    std::ofstream(dir_ + "/" + name) << text;
+  }
+  std::unique_ptr<target::Target> StartTarget(const std::string& nqn, uint16_t* port) {
+    target::TargetConfig cfg;
+    cfg.ports.push_back(target::PortConfig{});
+    target::SubsystemConfig sub;
+    sub.nqn = nqn;
+    target::NamespaceConfig ns;
+    ns.size_bytes = 1 << 20;
+    sub.namespaces.push_back(ns);
+    cfg.subsystems.push_back(sub);
+    auto t = std::make_unique<target::Target>(cfg);
+    auto ports = t->Start();
+    EXPECT_TRUE(ports.ok()) << ports.status();
+    *port = (*ports)[0];
+    return t;
+  }
+  std::string dir_;
+};
+
+TEST_F(FabricsCli, RefusedOptionsSayWhy) {
+  Result r =
+      Cli({"connect", "-a", "127.0.0.1", "-n", "nqn.x:y", "--dhchap-secret", "DHHC-1:00:x:"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_THAT(r.err, HasSubstr("--dhchap-secret: in-band authentication (DH-HMAC-CHAP) is not "
+                               "supported yet"));
+  r = Cli({"connect", "-a", "127.0.0.1", "-n", "nqn.x:y", "-W", "2"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_THAT(r.err, HasSubstr("--nr-write-queues"));
+  r = Cli({"discover", "-a", "127.0.0.1", "-p"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("use connect-all --persistent"));
+  r = Cli({"connect", "--help"});
+  for (const char* flag : {"--duplicate-connect", "--disable-sqflow", "--tos", "--output-format",
+                           "--owner", "--keep-alive-tmo"}) {
+    EXPECT_THAT(r.out, HasSubstr(flag));
+  }
+  r = Cli({"connect-all", "--help"});
+  EXPECT_THAT(r.out, HasSubstr("--persistent"));
+  EXPECT_THAT(r.out, HasSubstr("--grace-period"));
+  EXPECT_EQ(Cli({"connect", "-a", "1.2.3.4", "-n", "n", "-T", "300"}).rc, 2);
+}
+
+TEST_F(FabricsCli, DiscoveryConfErrorsNameTheLine) {
+  Result r = Cli({"discover"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("no discovery controller: give -a/--traddr, or list one per line"));
+  Write("discovery.conf", "# comment\n-t tcp -a 127.0.0.1 -s 1\n--bogus-flag 3\n");
+  r = Cli({"discover"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("/discovery.conf:3: "));
+  Write("discovery.conf", "-t tcp -s 8009\n");
+  r = Cli({"discover"});
+  EXPECT_THAT(r.err, HasSubstr("/discovery.conf:1: no traddr (-a)"));
+  Write("discovery.conf", "-a 127.0.0.1 --tls\n");
+  r = Cli({"--socket", "/nonexistent/sock", "connect-all"});
+  EXPECT_EQ(r.rc, 1);  // the refused --tls on the line, before the daemon is asked
+  EXPECT_THAT(r.err, HasSubstr("discovery.conf:1: --tls: TLS is not supported yet"));
+  Write("discovery.conf", "-a 127.0.0.1 -s 1 --dhchap-secret x\n");
+  EXPECT_THAT(DiscoveryControllersFromFiles(FabricsOptions{}).status().message(),
+              HasSubstr("discovery.conf:1: --dhchap-secret"));
+}
+
+TEST_F(FabricsCli, DiscoverFollowsReferralsInNvmeCliShapes) {
+  uint16_t pa = 0, pb = 0;
+  auto a = StartTarget("nqn.2026-01.io.test:a", &pa);
+  auto b = StartTarget("nqn.2026-01.io.test:b", &pb);
+  ASSERT_TRUE(a->AddReferral(target::ReferralConfig{"127.0.0.1", pb, 0}).ok());
+  Result r = Cli({"discover", "-a", "127.0.0.1", "-s", std::to_string(pa), "-o", "json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(j["genctr"].is_number());
+  ASSERT_EQ(j["records"].size(), 2u);  // the subsystem and the referral
+  EXPECT_EQ(j["records"][0]["subtype"], "nvme subsystem");
+  EXPECT_EQ(j["records"][0]["subnqn"], "nqn.2026-01.io.test:a");
+  EXPECT_EQ(j["records"][0]["trtype"], "tcp");
+  EXPECT_EQ(j["records"][0]["adrfam"], "ipv4");
+  EXPECT_EQ(j["records"][0]["sectype"], "none");
+  EXPECT_TRUE(j["records"][0]["portid"].is_number());
+  ASSERT_EQ(j["referrals"].size(), 1u);
+  EXPECT_EQ(j["referrals"][0]["trsvcid"], std::to_string(pb));
+  EXPECT_EQ(j["referrals"][0]["records"][0]["subnqn"], "nqn.2026-01.io.test:b");
+
+  // The same from discovery.conf, in the normal shape.
+  Write("discovery.conf", "# the fabric\n-t tcp -a 127.0.0.1 -s " + std::to_string(pa) + "\n");
+  r = Cli({"discover"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith("\nDiscovery Log Number of Records 2, Generation counter "));
+  EXPECT_THAT(r.out, HasSubstr("=====Discovery Log Entry 0======\ntrtype:  tcp\nadrfam:  ipv4\n"
+                               "subtype: nvme subsystem\n"));
+  EXPECT_THAT(r.out, HasSubstr("subnqn:  nqn.2026-01.io.test:b\n"));
+  EXPECT_THAT(r.out, HasSubstr("Referred discovery controller 127.0.0.1:" + std::to_string(pb)));
+}
+
+TEST_F(FabricsCli, HostNqnCommands) {
+  Result r = Cli({"show-hostnqn"});
+  EXPECT_EQ(r.rc, 0);
+  EXPECT_EQ(r.out, "nqn.2014-08.org.nvmexpress:uuid:11111111-2222-3333-4444-555555555555\n");
+  unlink((dir_ + "/hostnqn").c_str());
+  r = Cli({"show-hostnqn"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("gen-hostnqn"));
+  r = Cli({"gen-hostnqn"});
+  EXPECT_EQ(r.rc, 0);
+  EXPECT_THAT(r.out, StartsWith("nqn.2014-08.org.nvmexpress:uuid:"));
+  EXPECT_EQ(r.out.size(), std::string("nqn.2014-08.org.nvmexpress:uuid:").size() + 36 + 1);
+}
+
+}  // namespace
+}  // namespace nvmf_ublk::cli
