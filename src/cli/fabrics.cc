@@ -23,31 +23,38 @@ namespace {
 using nlohmann::json;
 
 // libnvme's nvmf_treq_str / nvmf_eflags_str / nvmf_sectype_str wording.
-std::string TreqText(uint8_t treq) {
-  std::string s;
-  switch (treq & 0x3) {
+const char* TreqText(uint8_t treq) {
+  switch (treq) {  // the whole byte, as libnvme 1.3 indexes it
     case 0:
-      s = "not specified";
-      break;
+      return "not specified";
     case 1:
-      s = "required";
-      break;
+      return "required";
     case 2:
-      s = "not required";
-      break;
-    default:
-      s = "reserved";
+      return "not required";
+    case 4:
+      return "not specified, sq flow control disable supported";
   }
-  if (treq & 0x4) s += ", sq flow control disable supported";
-  return s;
+  return "unrecognized";
 }
 
 std::string EflagsText(uint16_t eflags) {
   std::vector<std::string> parts;
-  if (eflags & 0x1) parts.push_back("duplicate discovery information");
   if (eflags & 0x2) parts.push_back("explicit discovery connections");
+  if (eflags & 0x1) parts.push_back("duplicate discovery information");
   if (eflags & 0x4) parts.push_back("no cdc connectivity");
   return parts.empty() ? "none" : absl::StrJoin(parts, ", ");
+}
+
+const char* SubtypeText(uint8_t subtype) {
+  switch (subtype) {
+    case 1:
+      return "discovery subsystem referral";
+    case 2:
+      return "nvme subsystem";
+    case 3:
+      return "current discovery subsystem";
+  }
+  return "unrecognized";
 }
 
 const char* SectypeText(uint8_t sectype) {
@@ -64,8 +71,8 @@ const char* SectypeText(uint8_t sectype) {
 
 json RecordJson(const nvme::DiscoveryEntry& e) {
   return json{{"trtype", nvme::TrtypeName(e.trtype)},
-              {"adrfam", nvme::AdrfamName(e.adrfam)},
-              {"subtype", nvme::SubtypeName(e.subtype)},
+              {"adrfam", e.traddr.empty() ? "" : nvme::AdrfamName(e.adrfam)},
+              {"subtype", SubtypeText(e.subtype)},
               {"treq", TreqText(e.treq)},
               {"portid", e.portid},
               {"trsvcid", e.trsvcid},
@@ -82,8 +89,8 @@ void PrintLog(const discovery::DiscoveryLogResult& l, std::ostream& out) {
     const auto& e = l.entries[i];
     out << "=====Discovery Log Entry " << i << "======\n"
         << "trtype:  " << nvme::TrtypeName(e.trtype) << "\n"
-        << "adrfam:  " << nvme::AdrfamName(e.adrfam) << "\n"
-        << "subtype: " << nvme::SubtypeName(e.subtype) << "\n"
+        << "adrfam:  " << (e.traddr.empty() ? "" : nvme::AdrfamName(e.adrfam)) << "\n"
+        << "subtype: " << SubtypeText(e.subtype) << "\n"
         << "treq:    " << TreqText(e.treq) << "\n"
         << "portid:  " << e.portid << "\n"
         << "trsvcid: " << e.trsvcid << "\n"
@@ -151,6 +158,7 @@ void AddFabricsOptions(CLI::App* app, FabricsOptions* o, Verb verb) {
   refuse("-r,--raw", "the raw discovery log is not written; use -o json", true);
   refuse("--nbft", "NVMe/TCP boot firmware tables are not read", false);
   refuse("-J,--config", "config.json is read from /etc/nvme only", true);
+  refuse("-O,--dump-config", "the configuration is not written back", false);
   if (verb == Verb::kDiscover) {
     refuse("-p,--persistent",
            "a persistent discovery controller connects its records: use connect-all --persistent",

@@ -33,6 +33,8 @@ std::string DcId(const ConnectArgs& a) {
 ConnectArgs RecordArgs(const ConnectArgs& options, const nvme::DiscoveryEntry& e,
                        const std::string& owner) {
   ConnectArgs a = options;
+  // TREQ "SQ flow control disable supported": asked for, as nvme-cli's connect-all does.
+  if (e.treq & 0x4) a.disable_sqflow = true;
   a.subnqn = e.subnqn;
   a.traddr = e.traddr;
   a.trsvcid = e.trsvcid.empty() ? "4420" : e.trsvcid;
@@ -101,7 +103,8 @@ absl::StatusOr<ConnectAllResult> Daemon::ConnectAll(const ConnectAllArgs& in) {
   std::vector<nvme::DiscoveryEntry> owned;
   for (const auto& e : records) {
     RecordResult rr{e.subnqn, e.traddr, e.trsvcid, "connected", "", {}};
-    auto r = Connect(RecordArgs(req.args, e, owner));
+    ConnectArgs args = RecordArgs(req.args, e, owner);
+    auto r = Connect(args);
     if (!r.ok()) {
       rr.result = "failed";
       rr.error = std::string(r.status().message());

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# t_daemon_discovery: discovery-driven operation against nvmet-tcp's discovery service. Port 4420
+# serves subsystems A and B and refers to port 4421, which serves B and C: connect-all through
+# 4420 gives A, B (two paths, one device) and C; again changes nothing and exits 0; disconnect-all
+# removes all; discovery.conf with no arguments does the same; fio verify over a connection with
+# SQ flow control disabled (nvmet's TREQ asks for it: C2HData carries SUCCESS, no response
+# capsule). Persistent: D linked at runtime becomes a device through the discovery-log-change AEN
+# within 15 s and goes after the grace period once unlinked; the discovery port down and back (E
+# linked meanwhile) reconnects and reconciles; after a daemon restart the discovery controller is
+# back, still owns what it connected (E goes when unlinked) and still reacts to the AEN.
+source "${NVMF_UBLK_GUEST_LIB:-$(dirname "${BASH_SOURCE[0]}")/lib}/common.sh"
+source "$NVMF_UBLK_GUEST_LIB/daemon.sh"
+require_cmd fio jq
+require_bin "$D" "$C"
+
+P=nqn.2026-01.io.nvmf-ublk:disc
+A=$P-a B=$P-b CC=$P-c DD=$P-d E=$P-e
+STATE=/run/nvmf-ublk-disc
+SOCK=$STATE/control.sock
+export NVMF_UBLK_NVME_CONFIG_DIR=$NVMF_UBLK_GUEST_OUT/etc-nvme
+rm -rf "$NVMF_UBLK_NVME_CONFIG_DIR"
+nvmet_brd_load 5 32
+nvmet_target_up "$A" 4420 /dev/ram0
+nvmet_target_up "$B" "4420 4421" /dev/ram1
+nvmet_target_up "$CC" 4421 /dev/ram2
+nvmet_referral_add 4420 to4421 127.0.0.1 4421
+on_exit nvmet_teardown
+daemon_start
+on_exit sh -c "pkill -KILL -x nvmf-ublkd; true"
+
+cli() { "$C" --socket "$SOCK" "$@"; }
+ndev() { cli list -o json | jq '.devices | length'; }
+has_dev() { cli list -o json | jq -e --arg n "$1" '[.devices[] | select(.subnqn == $n)] | length > 0'; }
+no_dev() { ! has_dev "$1"; }
+ctrls() { cli list -o json | jq '.controllers | length'; }
+
+log "connect-all through port 4420 (referral to 4421)"
+out=$(cli connect-all -t tcp -a 127.0.0.1 -s 4420 -c 1 -l 30) || fail "connect-all failed"
+expect_eq "$(wc -l <<<"$out")" 3 "devices printed: $out"
+expect_eq "$(ndev)" 3 "devices"
+expect_eq "$(cli list -o json | jq --arg n "$B" '[.devices[] | select(.subnqn == $n)][0].paths | length')" 2 \
+  "paths of B (4420 and 4421)"
+expect_eq "$(ctrls)" 4 "controllers"
+[[ -s $NVMF_UBLK_NVME_CONFIG_DIR/hostnqn && -s $NVMF_UBLK_NVME_CONFIG_DIR/hostid ]] ||
+  fail "the generated host identity was not saved"
+cli list-subsys
+log "again: nothing changes, exit 0"
+out2=$(cli connect-all -t tcp -a 127.0.0.1 -s 4420 -c 1 -l 30) || fail "second connect-all failed"
+expect_eq "$out2" "$out" "devices of the second connect-all"
+expect_eq "$(ctrls)" 4 "controllers after the second connect-all"
+dev=$(cli list -o json | jq -r --arg n "$A" '.devices[] | select(.subnqn == $n) | .path')
+wait_for 10 "$dev" test -b "$dev"
+fio_verify "$dev" --size=8m
+cli disconnect-all >/dev/null || fail "disconnect-all"
+expect_eq "$(ndev)" 0 "devices after disconnect-all"
+expect_eq "$(ctrls)" 0 "controllers after disconnect-all"
+
+log "discovery.conf, no arguments"
+printf '# the fabric\n-t tcp -a 127.0.0.1 -s 4420\n' >"$NVMF_UBLK_NVME_CONFIG_DIR/discovery.conf"
+out3=$(cli connect-all -c 1 -l 30) || fail "connect-all from discovery.conf failed"
+expect_eq "$(wc -l <<<"$out3")" 3 "devices from discovery.conf"
+expect_eq "$(ctrls)" 4 "controllers from discovery.conf"
+cli discover -o json | jq -e '.records | length == 3' >/dev/null || fail "discover: $(cli discover)"
+cli disconnect-all >/dev/null
+expect_eq "$(ndev)" 0 "devices after the second disconnect-all"
+
+log "persistent discovery controller"
+cli connect-all -p --grace-period 5 -t tcp -a 127.0.0.1 -s 4420 -c 1 -l 60 >/dev/null ||
+  fail "persistent connect-all"
+expect_eq "$(ndev)" 3 "devices (persistent)"
+dc_live() { cli list -o json | jq -e '.discovery[0].state == "live"'; }
+wait_for 20 "the discovery controller live" dc_live
+nvmet_subsys_create "$DD"
+nvmet_ns_add "$DD" 1 /dev/ram3
+t=$(date +%s)
+nvmet_port_link 4420 "$DD"
+wait_for 15 "D's device through the AEN" has_dev "$DD"
+log "D connected $(($(date +%s) - t)) s after the link"
+nvmet_port_unlink 4420 "$DD"
+sleep 2
+has_dev "$DD" >/dev/null || fail "D went before the grace period"
+cli list-subsys | tee "$NVMF_UBLK_GUEST_OUT/list-subsys.txt"
+wait_for 30 "D's device gone after the grace period" no_dev "$DD"
+
+log "the discovery port down, E linked, the port back"
+nvmet_port_unlink 4420 "$A"
+nvmet_port_unlink 4420 "$B"
+wait_for 20 "the discovery controller lost" bash -c "! $C --socket $SOCK list -o json | jq -e '.discovery[0].state == \"live\"'"
+nvmet_subsys_create "$E"
+nvmet_ns_add "$E" 1 /dev/ram4
+sleep 3
+nvmet_port_link 4420 "$A"
+nvmet_port_link 4420 "$B"
+nvmet_port_link 4420 "$E"
+wait_for 60 "E's device after the port came back" has_dev "$E"
+expect_eq "$(ndev)" 4 "devices after the port came back (A, B, C, E)"
+
+log "daemon restart keeps the persistent discovery controller and what it owns"
+kill -TERM "$DPID"
+wait "$DPID" || true
+daemon_start
+wait_for 30 "the discovery controller live after the restart" dc_live
+wait_for 60 "every device recovered" bash -c "[[ \$($C --socket $SOCK list -o json | jq '[.devices[] | select(.state == \"live\")] | length') == 4 ]]"
+nvmet_port_unlink 4420 "$E"
+wait_for 40 "E (connected before the restart) gone after the grace period" no_dev "$E"
+nvmet_port_link 4420 "$DD"
+wait_for 15 "D's device through the AEN after the restart" has_dev "$DD"
+
+cli disconnect-all >/dev/null || fail "final disconnect-all"
+expect_eq "$(ndev)" 0 "devices at the end"
+expect_eq "$(cli list -o json | jq '.discovery | length')" 0 "discovery controllers at the end"
+log "PASS"
