@@ -266,6 +266,12 @@ absl::StatusOr<std::vector<FabricsOptions>> DiscoveryControllersFromFiles(
   return out;
 }
 
+// The command line's discovery controller, or (no -a) the files'.
+absl::StatusOr<std::vector<FabricsOptions>> DiscoveryControllersFor(const FabricsOptions& cmd) {
+  if (cmd.args.traddr.empty()) return DiscoveryControllersFromFiles(cmd);
+  return std::vector<FabricsOptions>{cmd};
+}
+
 absl::Status ResolveAndSaveHostIdentity(ConnectArgs* args, std::ostream& err) {
   ASSIGN_OR_RETURN(auto id, discovery::ResolveHostIdentity(args->hostnqn, args->hostid));
   args->hostnqn = id.hostnqn;
@@ -284,14 +290,9 @@ absl::Status ResolveAndSaveHostIdentity(ConnectArgs* args, std::ostream& err) {
 
 int RunDiscover(const FabricsOptions& cmd, std::ostream& out, std::ostream& err) {
   if (!cmd.refused.empty()) return Fail(err, absl::InvalidArgumentError(RefusedMessage(cmd)));
-  std::vector<FabricsOptions> targets;
-  if (cmd.args.traddr.empty()) {
-    auto from_files = DiscoveryControllersFromFiles(cmd);
-    if (!from_files.ok()) return Fail(err, from_files.status());
-    targets = std::move(*from_files);
-  } else {
-    targets.push_back(cmd);
-  }
+  auto targets_or = DiscoveryControllersFor(cmd);
+  if (!targets_or.ok()) return Fail(err, targets_or.status());
+  std::vector<FabricsOptions>& targets = *targets_or;
   auto engine = io::Engine::Create(1);
   if (!engine.ok()) return Fail(err, engine.status());
   int rc = 0;
@@ -348,14 +349,9 @@ int RunDiscover(const FabricsOptions& cmd, std::ostream& out, std::ostream& err)
 int RunConnectAll(ControlClient* client, const FabricsOptions& cmd, int grace_s, std::ostream& out,
                   std::ostream& err) {
   if (!cmd.refused.empty()) return Fail(err, absl::InvalidArgumentError(RefusedMessage(cmd)));
-  std::vector<FabricsOptions> targets;
-  if (cmd.args.traddr.empty()) {
-    auto from_files = DiscoveryControllersFromFiles(cmd);
-    if (!from_files.ok()) return Fail(err, from_files.status());
-    targets = std::move(*from_files);
-  } else {
-    targets.push_back(cmd);
-  }
+  auto targets_or = DiscoveryControllersFor(cmd);
+  if (!targets_or.ok()) return Fail(err, targets_or.status());
+  std::vector<FabricsOptions>& targets = *targets_or;
   int rc = 0;
   json j = json::array();
   std::set<std::string> printed;

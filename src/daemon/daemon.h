@@ -163,6 +163,8 @@ class Daemon final : private io::ControllerListener {
   // Stops and deletes the device; true when its I/O did not stop in time and it was given up.
   bool StopDevice(Device* dev);
   void DestroyController(Conn* conn);
+  // Orderly shutdown (CC.SHN), then destruction on the control reactor; *ctrl is null after.
+  void ShutDownAndDestroy(std::unique_ptr<io::Controller>* ctrl);
   void Persist();
   DeviceInfo InfoOf(const Device& dev) const;                              // caller holds mu_
   DeviceInfo Recovering(const Conn& conn, const DeviceRecord& rec) const;  // caller holds mu_

@@ -375,21 +375,7 @@ void Daemon::StopDcs(const std::vector<std::shared_ptr<Dc>>& dcs) {
       dc->cv.notify_all();
     }
     if (dc->thread.joinable()) dc->thread.join();
-    io::Reactor* control = engine_->control();
-    if (dc->ctrl) {
-      std::promise<void> done;
-      control->Post([&] { dc->ctrl->Shutdown([&] { done.set_value(); }); });
-      done.get_future().wait();
-      io::Engine::RunOn(control, [&] {
-        std::unique_ptr<io::Controller> dying;
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          dying = std::move(dc->ctrl);
-        }
-        dying.reset();
-        return 0;
-      });
-    }
+    ShutDownAndDestroy(&dc->ctrl);
     std::lock_guard<std::mutex> lock(mu_);
     dcs_.erase(std::remove(dcs_.begin(), dcs_.end(), dc), dcs_.end());
   }
