@@ -254,7 +254,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       ->required()
       ->check(CLI::IsMember({"round-robin", "queue-depth", "failover", "latency"}));
 
-  CLI::App* list = app.add_subcommand("list", "list devices with their paths, and controllers");
+  CLI::App* list = app.add_subcommand(
+      "list", "list devices with their paths, controllers and persistent discovery controllers");
   list->add_option("-o,--output-format", o.output, "normal|json")
       ->check(CLI::IsMember({"normal", "json"}));
   app.add_subcommand("version", "print the version");
@@ -456,14 +457,18 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     if (!ctrls.ok()) return Fail(err, ctrls.status());
     auto devs = client->ListDevices();
     if (!devs.ok()) return Fail(err, devs.status());
+    auto dcs = client->ListDiscovery();
+    if (!dcs.ok()) return Fail(err, dcs.status());
     if (o.output == "json") {
-      json c = json::array(), d = json::array();
+      json c = json::array(), d = json::array(), dc = json::array();
       for (const auto& x : *ctrls) c.push_back(control::ToJson(x));
       for (const auto& x : *devs) d.push_back(control::ToJson(x));
-      out << json{{"devices", d}, {"controllers", c}}.dump(2) << "\n";
+      for (const auto& x : *dcs) dc.push_back(control::ToJson(x));
+      out << json{{"devices", d}, {"controllers", c}, {"discovery", dc}}.dump(2) << "\n";
       return 0;
     }
     PrintDevices(*ctrls, *devs, out);
+    PrintDiscoveryControllers(*dcs, out);
     return 0;
   }
   return 2;

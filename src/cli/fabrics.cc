@@ -398,6 +398,25 @@ int RunConnectAll(ControlClient* client, const FabricsOptions& cmd, int grace_s,
   return rc;
 }
 
+void PrintDiscoveryControllers(const std::vector<DiscoveryControllerInfo>& dcs, std::ostream& out) {
+  for (const auto& d : dcs) {
+    out << "discovery controller " << d.id << " " << d.state << " (generation " << d.genctr
+        << ", grace " << d.grace_s << " s" << (d.owner.empty() ? "" : ", owner " + d.owner) << ")"
+        << (d.error.empty() ? "" : ": " + d.error) << "\n";
+    for (const auto& r : d.records) {
+      out << "  " << r.subnqn << " at " << r.traddr << ":" << r.trsvcid << " " << r.state;
+      if (r.failures > 0) {
+        out << " (" << r.failures << " failed attempt(s): " << r.error << "; next in "
+            << static_cast<int>(r.retry_in_s + 0.5) << " s)";
+      }
+      if (r.state == "vanishing") {
+        out << " (left the log " << static_cast<int>(r.vanishing_for_s) << " s ago)";
+      }
+      out << "\n";
+    }
+  }
+}
+
 int RunListSubsys(ControlClient* client, const std::string& output, std::ostream& out,
                   std::ostream& err) {
   auto ctrls = client->List();
@@ -441,22 +460,7 @@ int RunListSubsys(ControlClient* client, const std::string& output, std::ostream
       out << "\n";
     }
   }
-  for (const auto& d : *dcs) {
-    out << "discovery controller " << d.id << " " << d.state << " (generation " << d.genctr
-        << ", grace " << d.grace_s << " s" << (d.owner.empty() ? "" : ", owner " + d.owner) << ")"
-        << (d.error.empty() ? "" : ": " + d.error) << "\n";
-    for (const auto& r : d.records) {
-      out << "  " << r.subnqn << " at " << r.traddr << ":" << r.trsvcid << " " << r.state;
-      if (r.failures > 0) {
-        out << " (" << r.failures << " failed attempt(s): " << r.error << "; next in "
-            << static_cast<int>(r.retry_in_s + 0.5) << " s)";
-      }
-      if (r.state == "vanishing") {
-        out << " (left the log " << static_cast<int>(r.vanishing_for_s) << " s ago)";
-      }
-      out << "\n";
-    }
-  }
+  PrintDiscoveryControllers(*dcs, out);
   return 0;
 }
 

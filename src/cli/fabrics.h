@@ -46,6 +46,9 @@ absl::StatusOr<std::vector<FabricsOptions>> DiscoveryControllersFromFiles(
 int RunDiscover(const FabricsOptions& o, std::ostream& out, std::ostream& err);
 int RunConnectAll(ControlClient* client, const FabricsOptions& o, int grace_s, std::ostream& out,
                   std::ostream& err);
+// One line per persistent discovery controller (state, generation, grace, owner, why it is not
+// live), then one per record it tracks (connected, connecting with failures, vanishing).
+void PrintDiscoveryControllers(const std::vector<DiscoveryControllerInfo>& dcs, std::ostream& out);
 int RunListSubsys(ControlClient* client, const std::string& output, std::ostream& out,
                   std::ostream& err);
 int RunGenHostNqn(std::ostream& out);

@@ -117,6 +117,10 @@ class Daemon final : private io::ControllerListener {
   // Discovery-driven operation (discovery_service.cc).
   absl::StatusOr<ConnectAllResult> ConnectAll(const ConnectAllArgs& args);
   // Starts a persistent discovery controller's thread (which connects it and reconciles).
+  // Makes, records and starts persistent discovery controller `dc_id` (owning `owned`); false
+  // when the daemon is stopping or one with that id exists.
+  bool AddDc(const ConnectAllArgs& req, const std::string& dc_id,
+             const std::vector<nvme::DiscoveryEntry>& owned);
   void StartDc(const std::shared_ptr<Dc>& dc);
   void RunDc(Dc* dc);
   // Reads the log through the persistent controller and the referrals; reconciles.

@@ -59,14 +59,41 @@ absl::StatusOr<ConnectAllResult> Daemon::ConnectAll(const ConnectAllArgs& in) {
   RETURN_IF_ERROR(UblkControl().status());  // nothing to connect without ublk
   const std::string dc_id = DcId(req.args);
 
+  // Persistent: the connections it makes belong to the discovery controller (an existing one
+  // for the same address, or a new one).
+  std::shared_ptr<Dc> dc;
+  if (req.persistent) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& d : dcs_) {
+      if (d->id == dc_id) dc = d;
+    }
+    if (dc && dc->args.args.hostnqn != req.args.hostnqn) {
+      return absl::AlreadyExistsError(absl::StrCat("a persistent discovery controller at ", dc_id,
+                                                   " exists for host ", dc->args.args.hostnqn));
+    }
+  }
+
   io::ControllerOptions base = ControllerOptionsFor(req.args);
   base.discovery = true;
   base.subnqn = nvme::kDiscoveryNqn;
   auto logs = discovery::DiscoverWithReferrals(engine_.get(), base, req.max_controllers);
   if (!logs.ok()) {
-    return absl::Status(logs.status().code(),
-                        absl::StrCat("discovery controller ", req.args.traddr, ":",
-                                     req.args.trsvcid, ": ", logs.status().message()));
+    std::string msg = absl::StrCat("discovery controller ", req.args.traddr, ":", req.args.trsvcid,
+                                   ": ", logs.status().message());
+    // A persistent discovery controller that cannot be reached now (the target not up yet at
+    // boot, a network still coming up) is kept and retried, as it would be once it was live.
+    const absl::StatusCode code = logs.status().code();
+    if (req.persistent &&
+        (code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDeadlineExceeded)) {
+      if (dc) {
+        absl::StrAppend(&msg, " (the persistent discovery controller keeps retrying)");
+      } else if (AddDc(req, dc_id, {})) {
+        absl::StrAppend(&msg,
+                        " (kept as a persistent discovery controller: retried in the "
+                        "background, its subsystems connected once it answers)");
+      }
+    }
+    return absl::Status(code, msg);
   }
   ConnectAllResult result;
   std::vector<std::vector<nvme::DiscoveryEntry>> entries;
@@ -86,19 +113,6 @@ absl::StatusOr<ConnectAllResult> Daemon::ConnectAll(const ConnectAllArgs& in) {
     result.records.push_back(RecordResult{"", "", "", "skipped", s, {}});
   }
 
-  // Persistent: the connections it makes belong to the discovery controller (an existing one
-  // for the same address, or a new one).
-  std::shared_ptr<Dc> dc;
-  if (req.persistent) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& d : dcs_) {
-      if (d->id == dc_id) dc = d;
-    }
-    if (dc && dc->args.args.hostnqn != req.args.hostnqn) {
-      return absl::AlreadyExistsError(absl::StrCat("a persistent discovery controller at ", dc_id,
-                                                   " exists for host ", dc->args.args.hostnqn));
-    }
-  }
   const std::string owner = req.persistent ? "discovery:" + dc_id : req.args.owner;
   std::vector<nvme::DiscoveryEntry> owned;
   for (const auto& e : records) {
@@ -132,7 +146,13 @@ absl::StatusOr<ConnectAllResult> Daemon::ConnectAll(const ConnectAllArgs& in) {
     dc->cv.notify_all();
     return result;
   }
-  dc = std::make_shared<Dc>();
+  AddDc(req, dc_id, owned);
+  return result;
+}
+
+bool Daemon::AddDc(const ConnectAllArgs& req, const std::string& dc_id,
+                   const std::vector<nvme::DiscoveryEntry>& owned) {
+  auto dc = std::make_shared<Dc>();
   dc->id = dc_id;
   dc->args = req;
   dc->args.args.owner.clear();
@@ -142,7 +162,10 @@ absl::StatusOr<ConnectAllResult> Daemon::ConnectAll(const ConnectAllArgs& in) {
   for (const auto& e : owned) dc->rec.Adopt(e);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return result;
+    if (stopping_) return false;
+    for (const auto& d : dcs_) {
+      if (d->id == dc_id) return false;  // a concurrent connect-all made it
+    }
     dcs_.push_back(dc);
   }
   {
@@ -150,7 +173,7 @@ absl::StatusOr<ConnectAllResult> Daemon::ConnectAll(const ConnectAllArgs& in) {
     Persist();
   }
   StartDc(dc);
-  return result;
+  return true;
 }
 
 namespace {

@@ -7,7 +7,8 @@
 # capsule). Persistent: D linked at runtime becomes a device through the discovery-log-change AEN
 # within 15 s and goes after the grace period once unlinked; the discovery port down and back (E
 # linked meanwhile) reconnects and reconciles; after a daemon restart the discovery controller is
-# back, still owns what it connected (E goes when unlinked) and still reacts to the AEN.
+# back, still owns what it connected (E goes when unlinked) and still reacts to the AEN; a
+# persistent connect-all to a port that is not up yet is kept and connects once the port is there.
 source "${NVMF_UBLK_GUEST_LIB:-$(dirname "${BASH_SOURCE[0]}")/lib}/common.sh"
 source "$NVMF_UBLK_GUEST_LIB/daemon.sh"
 require_cmd fio jq
@@ -19,7 +20,7 @@ STATE=/run/nvmf-ublk-disc
 SOCK=$STATE/control.sock
 export NVMF_UBLK_NVME_CONFIG_DIR=$NVMF_UBLK_GUEST_OUT/etc-nvme
 rm -rf "$NVMF_UBLK_NVME_CONFIG_DIR"
-nvmet_brd_load 5 32
+nvmet_brd_load 6 32
 nvmet_target_up "$A" 4420 /dev/ram0
 nvmet_target_up "$B" "4420 4421" /dev/ram1
 nvmet_target_up "$CC" 4421 /dev/ram2
@@ -60,7 +61,10 @@ printf '# the fabric\n-t tcp -a 127.0.0.1 -s 4420\n' >"$NVMF_UBLK_NVME_CONFIG_DI
 out3=$(cli connect-all -c 1 -l 30) || fail "connect-all from discovery.conf failed"
 expect_eq "$(wc -l <<<"$out3")" 3 "devices from discovery.conf"
 expect_eq "$(ctrls)" 4 "controllers from discovery.conf"
-cli discover -o json | jq -e '.records | length == 3' >/dev/null || fail "discover: $(cli discover)"
+# nvmet lists the current discovery subsystem, A, B and the referral on 4420; C on 4421.
+nqns=$(cli discover -o json | jq -r '[.records[], .referrals[].records[]] |
+  map(select(.subtype == "nvme subsystem") | .subnqn) | unique | join(" ")')
+expect_eq "$nqns" "$A $B $CC" "NVM subsystems discovered through discovery.conf"
 cli disconnect-all >/dev/null
 expect_eq "$(ndev)" 0 "devices after the second disconnect-all"
 
@@ -105,6 +109,20 @@ nvmet_port_unlink 4420 "$E"
 wait_for 40 "E (connected before the restart) gone after the grace period" no_dev "$E"
 nvmet_port_link 4420 "$DD"
 wait_for 15 "D's device through the AEN after the restart" has_dev "$DD"
+
+log "persistent connect-all to a discovery port that is not there yet: kept, retried"
+if out=$(cli connect-all -p --grace-period 5 -t tcp -a 127.0.0.1 -s 4423 -c 1 -l 60 2>&1); then
+  fail "connect-all to a closed port succeeded: $out"
+fi
+grep -q 'kept as a persistent discovery controller' <<<"$out" || fail "unexpected error: $out"
+expect_eq "$(cli list -o json | jq '.discovery | length')" 2 "discovery controllers (one retrying)"
+F=$P-f
+nvmet_subsys_create "$F"
+nvmet_ns_add "$F" 1 /dev/ram5
+nvmet_port_unlink 4420 "$DD"
+nvmet_port_create 4423 4423
+nvmet_port_link 4423 "$F"
+wait_for 60 "F's device once port 4423 answers" has_dev "$F"
 
 cli disconnect-all >/dev/null || fail "final disconnect-all"
 expect_eq "$(ndev)" 0 "devices at the end"
