@@ -16,7 +16,8 @@ set(NVMF_UBLK_RUN_GUEST ${CMAKE_CURRENT_LIST_DIR}/run-guest)
 #                      SCRIPT <t_x.sh>... | COMMAND <cmd> [<arg>...]
 #                      [TIMEOUT <s>] [ENV <VAR=VALUE>...] [HOSTFWD <hostport:guestport>...]
 #                      [MEM <size>] [CPUS <n>] [LABELS <label>...] [SYSTEMD]
-#                      [KERNEL_SUITE <suite>] [HOST_WRAPPER <cmd> [<arg>...]])
+#                      [KERNEL_SUITE <suite>] [HOST_WRAPPER <cmd> [<arg>...]]
+#                      [BOOT_SETUP <script>])
 # One ctest entry = one guest boot (~5-7 s).
 #   SCRIPT   guest test scripts (relative to the calling CMakeLists' folder), run in that one boot by
 #            tests/guest/suite: per-test PASS/FAIL/SKIP lines, a reset between scripts.
@@ -32,11 +33,13 @@ set(NVMF_UBLK_RUN_GUEST ${CMAKE_CURRENT_LIST_DIR}/run-guest)
 #   SYSTEMD  boot systemd as PID 1 (run-guest --systemd; label `systemd` added): the test runs as
 #            run-guest-test.service and may end with guest_poweroff; the journal is left in
 #            <out>/journal.log and <out>/shutdown-journal.log (tests/guest/README.md).
+#   BOOT_SETUP  (with SYSTEMD) a script run before systemd starts (run-guest --boot-setup), to set
+#            up what the units find at boot.
 # In the guest: cwd = this build folder; NVMF_UBLK_BUILD_DIR / NVMF_UBLK_SOURCE_DIR = the build and
 # source trees (same paths as here); NVMF_UBLK_GUEST_OUT = <build>/tests/guest/out/<name>, shared
 # read-write, where the suite leaves <test>.log and tests leave artefacts.
 function(nvmf_ublk_guest_test)
-  cmake_parse_arguments(ARG "SYSTEMD" "NAME;TIMEOUT;MEM;CPUS;KERNEL_SUITE"
+  cmake_parse_arguments(ARG "SYSTEMD" "NAME;TIMEOUT;MEM;CPUS;KERNEL_SUITE;BOOT_SETUP"
                         "SCRIPT;COMMAND;ENV;HOSTFWD;LABELS;HOST_WRAPPER" ${ARGN})
   if(NOT ARG_NAME)
     message(FATAL_ERROR "nvmf_ublk_guest_test: NAME is required")
@@ -68,6 +71,13 @@ function(nvmf_ublk_guest_test)
   if(ARG_SYSTEMD)
     list(APPEND args --systemd)
     list(APPEND ARG_LABELS systemd)
+  endif()
+  if(ARG_BOOT_SETUP)
+    if(NOT ARG_SYSTEMD)
+      message(FATAL_ERROR "nvmf_ublk_guest_test(${ARG_NAME}): BOOT_SETUP needs SYSTEMD")
+    endif()
+    get_filename_component(setup ${ARG_BOOT_SETUP} ABSOLUTE BASE_DIR ${CMAKE_CURRENT_SOURCE_DIR})
+    list(APPEND args --boot-setup ${setup})
   endif()
   foreach(kv IN LISTS ARG_ENV)
     list(APPEND args --env ${kv})
