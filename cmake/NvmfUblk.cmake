@@ -33,12 +33,21 @@ function(nvmf_ublk_library name)
   target_link_libraries(${name} PUBLIC nvmf_ublk_options ${ARG_DEPS})
 endfunction()
 
-# nvmf_ublk_test(NAME SOURCES... [DEPS ...] [LABELS unit|integration|guest|fuzz] [TIMEOUT s]):
-# a gtest binary registered with ctest; each binary is one ctest entry.
+# nvmf_ublk_test(NAME SOURCES... [DEPS ...] [LABELS unit|integration|guest|fuzz] [TIMEOUT s]
+#                [SINGLE_THREAD]):
+# a gtest binary registered with ctest; each binary is one ctest entry. SINGLE_THREAD: the test
+# and the code it runs use one thread only (no reactor, engine, server or target thread), so
+# ThreadSanitizer has nothing to check there: label `single-thread`, left out of `ninja
+# tsan-tests` (tools/check's TSan tree builds that).
 function(nvmf_ublk_test name)
-  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "SINGLE_THREAD" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
   if(NOT ARG_LABELS)
     set(ARG_LABELS unit)
+  endif()
+  if(ARG_SINGLE_THREAD)
+    list(APPEND ARG_LABELS single-thread)
+  elseif(NOT ARG_LABELS MATCHES "guest|fuzz")
+    set_property(GLOBAL APPEND PROPERTY NVMF_UBLK_TSAN_TEST_TARGETS ${name})
   endif()
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 120)
