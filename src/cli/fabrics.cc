@@ -159,6 +159,16 @@ void AddFabricsOptions(CLI::App* app, FabricsOptions* o, Verb verb) {
   refuse("--nbft", "NVMe/TCP boot firmware tables are not read", false);
   refuse("-J,--config", "config.json is read from /etc/nvme only", true);
   refuse("-O,--dump-config", "the configuration is not written back", false);
+  if (verb != Verb::kConnect) {
+    app->add_flag("--quiet", o->quiet,
+                  "no notes (skipped records, saved host identity), errors only");
+    app->add_flag("-v,--verbose", o->verbose, "say what happened to each record");
+    refuse("-d,--device",
+           "names a kernel discovery controller (/dev/nvmeN); nvmf-ublk keeps its own "
+           "(connect-all --persistent, listed by `nvmf-ublk list`)",
+           true);
+    refuse("-n,--nqn", "only the well-known discovery subsystem NQN is used", true);
+  }
   if (verb == Verb::kDiscover) {
     refuse("-p,--persistent",
            "a persistent discovery controller connects its records: use connect-all --persistent",
@@ -171,8 +181,9 @@ void AddFabricsOptions(CLI::App* app, FabricsOptions* o, Verb verb) {
                 "connect even when this subsystem is connected through this portal already");
   app->add_flag("--disable-sqflow", a.disable_sqflow,
                 "ask the controller to disable SQ flow control");
-  app->add_option("--owner", a.owner,
-                  "tag the connections (disconnect-all --owner removes only those)");
+  app->add_option("--owner,--context", a.owner,
+                  "tag the connections (disconnect-all --owner removes only those; nvme-cli's "
+                  "--context)");
   refuse("-C,--dhchap-ctrl-secret", "in-band authentication (DH-HMAC-CHAP) is not supported yet",
          true);
   refuse("-W,--nr-write-queues", "ublk queues carry reads and writes alike (no write queues)",
@@ -349,6 +360,8 @@ int RunDiscover(const FabricsOptions& cmd, std::ostream& out, std::ostream& err)
 int RunConnectAll(ControlClient* client, const FabricsOptions& cmd, int grace_s, std::ostream& out,
                   std::ostream& err) {
   if (!cmd.refused.empty()) return Fail(err, absl::InvalidArgumentError(RefusedMessage(cmd)));
+  std::ostream null_stream(nullptr);
+  std::ostream& note = cmd.quiet ? null_stream : err;
   auto targets_or = DiscoveryControllersFor(cmd);
   if (!targets_or.ok()) return Fail(err, targets_or.status());
   std::vector<FabricsOptions>& targets = *targets_or;
@@ -356,7 +369,7 @@ int RunConnectAll(ControlClient* client, const FabricsOptions& cmd, int grace_s,
   json j = json::array();
   std::set<std::string> printed;
   for (FabricsOptions t : targets) {
-    if (absl::Status s = ResolveAndSaveHostIdentity(&t.args, err); !s.ok()) return Fail(err, s);
+    if (absl::Status s = ResolveAndSaveHostIdentity(&t.args, note); !s.ok()) return Fail(err, s);
     ConnectAllArgs req;
     req.args = t.args;
     if (req.args.trsvcid.empty()) req.args.trsvcid = "8009";
@@ -379,7 +392,11 @@ int RunConnectAll(ControlClient* client, const FabricsOptions& cmd, int grace_s,
             << rec.error << "\n";
         rc = 1;
       } else if (rec.result == "skipped") {
-        err << "nvmf-ublk: skipped " << rec.error << "\n";
+        note << "nvmf-ublk: skipped " << rec.error << "\n";
+      } else if (cmd.verbose) {
+        note << "nvmf-ublk: " << rec.result << " " << rec.subnqn << " at " << rec.traddr << ":"
+             << rec.trsvcid << (rec.devices.empty() ? "" : ": ") << absl::StrJoin(rec.devices, " ")
+             << "\n";
       }
     }
     if (cmd.output == "json") {
@@ -390,8 +407,11 @@ int RunConnectAll(ControlClient* client, const FabricsOptions& cmd, int grace_s,
       }
     }
     if (!r->discovery_id.empty()) {
-      err << "nvmf-ublk: persistent discovery controller " << r->discovery_id
-          << " (disconnect-all removes it)\n";
+      note << "nvmf-ublk: persistent discovery controller " << r->discovery_id
+           << (req.args.owner.empty()
+                   ? " (disconnect-all removes it)"
+                   : " (disconnect-all --owner " + req.args.owner + " removes it)")
+           << "\n";
     }
   }
   if (cmd.output == "json") out << (j.size() == 1 ? j[0] : j).dump(2) << "\n";

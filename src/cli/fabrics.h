@@ -19,6 +19,8 @@ struct FabricsOptions {
   ConnectArgs args;  // transport address, host identity and connect options
   bool keep_alive_given = false;
   bool persistent = false;
+  bool quiet = false;    // discover/connect-all --quiet: no notes, errors only
+  bool verbose = false;  // connect-all -v: one line per record on stderr
   std::string output = "normal";
   // Options nvme-cli has that nvmf-ublk refuses (name -> why); filled when given.
   std::vector<std::string> refused;

@@ -85,8 +85,15 @@ TEST_F(FabricsCli, RefusedOptionsSayWhy) {
     EXPECT_THAT(r.out, HasSubstr(flag));
   }
   r = Cli({"connect-all", "--help"});
-  EXPECT_THAT(r.out, HasSubstr("--persistent"));
-  EXPECT_THAT(r.out, HasSubstr("--grace-period"));
+  for (const char* flag : {"--persistent", "--grace-period", "--quiet", "--verbose", "--context"}) {
+    EXPECT_THAT(r.out, HasSubstr(flag));
+  }
+  r = Cli({"connect-all", "-a", "127.0.0.1", "-d", "/dev/nvme0"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_THAT(r.err, HasSubstr("--device: names a kernel discovery controller"));
+  r = Cli({"discover", "-a", "127.0.0.1", "-n", "nqn.2014-08.org.example:disc"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("--nqn: only the well-known discovery subsystem NQN is used"));
   EXPECT_EQ(Cli({"connect", "-a", "1.2.3.4", "-n", "n", "-T", "300"}).rc, 2);
 }
 

@@ -392,6 +392,11 @@ std::optional<PduError> HostQueue::OnPduComplete(const PduHeader& h, bool data_d
         s->error = -EBADMSG;
       }
       if (h.flags & kFlagSuccess) {
+        if (!success_seen_) {
+          success_seen_ = true;
+          NLOG(INFO) << options_.name
+                     << ": SQ flow control disabled: reads complete in C2HData (SUCCESS flag)";
+        }
         s->cqe = nvme::Cqe{};
         s->cqe.cid.set(s->cid);
         s->cqe.sq_id.set(options_.qid);

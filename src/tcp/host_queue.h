@@ -250,6 +250,7 @@ class HostQueue final : private PduReceiver {
   WireFormat wire_;  // how we encode H2C PDUs (from the ICResp)
   uint16_t cntlid_ = 0;
   bool peer_terminated_ = false;
+  bool success_seen_ = false;  // a C2HData with SUCCESS completed a command (logged once)
   bool fail_notified_ = false;
 
   std::vector<Slot> slots_;

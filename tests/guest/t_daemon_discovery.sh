@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # t_daemon_discovery: discovery-driven operation against nvmet-tcp's discovery service. Port 4420
 # serves subsystems A and B and refers to port 4421, which serves B and C: connect-all through
-# 4420 gives A, B (two paths, one device) and C; again changes nothing and exits 0; disconnect-all
-# removes all; discovery.conf with no arguments does the same; fio verify over a connection with
-# SQ flow control disabled (nvmet's TREQ asks for it: C2HData carries SUCCESS, no response
-# capsule). Persistent: D linked at runtime becomes a device through the discovery-log-change AEN
-# within 15 s and goes after the grace period once unlinked; the discovery port down and back (E
-# linked meanwhile) reconnects and reconciles; after a daemon restart the discovery controller is
-# back, still owns what it connected (E goes when unlinked) and still reacts to the AEN; a
-# persistent connect-all to a port that is not up yet is kept and connects once the port is there.
+# 4420 gives A, B (two paths, one device) and C; again changes nothing and exits 0 (-v: each
+# record already connected); connect is idempotent, -D adds an association (-T sets its IP TOS);
+# fio verify over a connection with SQ flow control disabled (nvmet's TREQ asks for it: C2HData
+# carries SUCCESS, no response capsule); disconnect-all removes all; discovery.conf with no
+# arguments does the same as the explicit command (--quiet: nothing on stderr). Persistent: D
+# linked at runtime becomes a device through the discovery-log-change AEN within 15 s and goes
+# after the grace period once unlinked; the discovery port down and back (E linked meanwhile)
+# reconnects and reconciles; after a daemon restart the discovery controller is back, still owns
+# what it connected (E goes when unlinked) and still reacts to the AEN; a persistent connect-all
+# to a port that is not up yet is kept and connects once the port is there.
 source "${NVMF_UBLK_GUEST_LIB:-$(dirname "${BASH_SOURCE[0]}")/lib}/common.sh"
 source "$NVMF_UBLK_GUEST_LIB/daemon.sh"
 require_cmd fio jq
@@ -46,19 +48,35 @@ expect_eq "$(ctrls)" 4 "controllers"
   fail "the generated host identity was not saved"
 cli list-subsys
 log "again: nothing changes, exit 0"
-out2=$(cli connect-all -t tcp -a 127.0.0.1 -s 4420 -c 1 -l 30) || fail "second connect-all failed"
+out2=$(cli connect-all -v -t tcp -a 127.0.0.1 -s 4420 -c 1 -l 30 2>"$NVMF_UBLK_GUEST_OUT/v.err") ||
+  fail "second connect-all failed: $(cat "$NVMF_UBLK_GUEST_OUT/v.err")"
 expect_eq "$out2" "$out" "devices of the second connect-all"
+expect_eq "$(grep -c '^nvmf-ublk: already-connected ' "$NVMF_UBLK_GUEST_OUT/v.err")" 4 \
+  "records said to be connected already (-v): $(cat "$NVMF_UBLK_GUEST_OUT/v.err")"
 expect_eq "$(ctrls)" 4 "controllers after the second connect-all"
 dev=$(cli list -o json | jq -r --arg n "$A" '.devices[] | select(.subnqn == $n) | .path')
 wait_for 10 "$dev" test -b "$dev"
 fio_verify "$dev" --size=8m
+grep -q 'nvmeof-127.0.0.1:4420:q[1-9].*reads complete in C2HData (SUCCESS flag)' \
+  "$NVMF_UBLK_GUEST_OUT/nvmf-ublkd.log" || fail "no read completed through C2HData SUCCESS"
+log "connect is idempotent; -D makes a second association (from 127.0.0.2 on lo, IP TOS 0x28)"
+expect_eq "$(cli connect -t tcp -a 127.0.0.1 -s 4420 -n "$A")" "$dev" "connect of a connected subsystem"
+expect_eq "$(ctrls)" 4 "controllers after the idempotent connect"
+dup=$(cli connect -D -i 2 -w 127.0.0.2 -f lo -T 40 -t tcp -a 127.0.0.1 -s 4420 -n "$A")
+expect_eq "$dup" "$dev" "connect -D (a second path of the same device)"
+expect_eq "$(ctrls)" 5 "controllers after connect -D"
+# Its admin and 2 I/O queues (-i 2): source address (-w), bound device (-f) and TOS (-T) as asked.
+socks=$(ss -tn --tos dst 127.0.0.1:4420)
+expect_eq "$(grep -c '127\.0\.0\.2%lo:[0-9]* .*tos:0x28' <<<"$socks")" 3 "connections of connect -D: $socks"
 cli disconnect-all >/dev/null || fail "disconnect-all"
 expect_eq "$(ndev)" 0 "devices after disconnect-all"
 expect_eq "$(ctrls)" 0 "controllers after disconnect-all"
 
 log "discovery.conf, no arguments"
 printf '# the fabric\n-t tcp -a 127.0.0.1 -s 4420\n' >"$NVMF_UBLK_NVME_CONFIG_DIR/discovery.conf"
-out3=$(cli connect-all -c 1 -l 30) || fail "connect-all from discovery.conf failed"
+out3=$(cli connect-all --quiet -c 1 -l 30 2>"$NVMF_UBLK_GUEST_OUT/q.err") ||
+  fail "connect-all from discovery.conf failed: $(cat "$NVMF_UBLK_GUEST_OUT/q.err")"
+expect_eq "$(cat "$NVMF_UBLK_GUEST_OUT/q.err")" "" "what --quiet printed on stderr"
 expect_eq "$(wc -l <<<"$out3")" 3 "devices from discovery.conf"
 expect_eq "$(ctrls)" 4 "controllers from discovery.conf"
 # nvmet lists the current discovery subsystem, A, B and the referral on 4420; C on 4421.
