@@ -141,7 +141,6 @@ absl::Status Controller::Start() {
   std::copy(options_.hostid.begin(), options_.hostid.end(), hostid);
   RETURN_IF_ERROR(nvme::BuildConnectData(hostid, 0, options_.subnqn, options_.hostnqn));
   SetState(kConnecting);
-  tick_timer_ = admin_reactor_->AddTimerAfter(kSec, [this] { AdminTick(); });
   Connect();
   return absl::OkStatus();
 }
@@ -185,15 +184,20 @@ void Controller::Connect() {
 }
 
 void Controller::SubmitAdmin(const nvme::Sqe& sqe, void* data, uint32_t len, AdminCallback cb,
-                             int64_t timeout_ns) {
+                             int64_t timeout_ns, bool keep_alive) {
   if (!admin_ || !admin_->live()) {
     cb(IoResult{-ENOTCONN});
     return;
   }
   if (timeout_ns < 0) timeout_ns = options_.admin_timeout_ns;
   const uint64_t cookie = next_cookie_++;
-  admin_pending_[cookie] = PendingAdmin{
-      std::move(cb), timeout_ns ? MonotonicNanos() + timeout_ns : 0, nvme::CommandName(sqe, true)};
+  admin_pending_[cookie] =
+      PendingAdmin{std::move(cb), timeout_ns ? MonotonicNanos() + timeout_ns : 0,
+                   nvme::CommandName(sqe, true), keep_alive};
+  // The timeout check runs only while a command that can time out is out (no idle wakeups).
+  if (timeout_ns && !tick_timer_) {
+    tick_timer_ = admin_reactor_->AddTimerAfter(kSec, [this] { AdminTick(); });
+  }
   const int rc = admin_->Submit(sqe, data, len, cookie);
   if (rc < 0) {
     auto node = admin_pending_.extract(cookie);
@@ -637,32 +641,61 @@ void Controller::BecomeLive() {
   }
 }
 
+uint64_t Controller::IoAnswers() const {
+  uint64_t n = 0;
+  for (const auto& q : io_queues_) {
+    if (q) n += q->answers();
+  }
+  return n;
+}
+
 void Controller::KeepAlive() {
   keep_alive_timer_ = 0;
   if (state_ != kLive) return;
   keep_alive_timer_ =
       admin_reactor_->AddTimerAfter(options_.kato_s * kSec / 2, [this] { KeepAlive(); });
+  const uint64_t answers = IoAnswers();
+  const bool traffic = answers != ka_answers_;
+  ka_answers_ = answers;
   if (keep_alive_outstanding_) return;  // the previous one is still out; its timeout decides
+  // Traffic-based keep-alive: such a controller restarts its timer on every command it
+  // processes, and it answered I/O in this half period (the kernel host skips it too).
+  if ((info_.ctratt & nvme::kCtrattTbkas) && traffic) return;
   keep_alive_outstanding_ = true;
+  ka_sent_answers_ = answers;
   SubmitAdmin(
       nvme::BuildKeepAlive(), nullptr, 0,
       [this](const IoResult& r) {
         keep_alive_outstanding_ = false;
         if (r.err == 0 && !r.ok()) ErrorRecovery(r.ToStatus("Keep Alive"));
       },
-      /*timeout_ns=*/options_.kato_s * kSec);
+      /*timeout_ns=*/options_.kato_s * kSec, /*keep_alive=*/true);
 }
 
 void Controller::AdminTick() {
-  tick_timer_ = admin_reactor_->AddTimerAfter(kSec, [this] { AdminTick(); });
+  tick_timer_ = 0;
   const int64_t now = MonotonicNanos();
-  for (const auto& [cookie, p] : admin_pending_) {
-    if (p.deadline_ns != 0 && now > p.deadline_ns) {
-      const std::string what = p.what;
-      if (admin_) admin_->Close(absl::DeadlineExceededError(what + " timed out (admin queue)"));
-      return;
+  bool timed = false;  // a command that can time out is still out
+  for (auto& [cookie, p] : admin_pending_) {
+    if (p.deadline_ns != 0) timed = true;
+    if (p.deadline_ns == 0 || now <= p.deadline_ns) continue;
+    if (p.keep_alive) {
+      // A Keep Alive answered late is not a dead controller while it answers I/O: the answer
+      // may wait behind a busy target's I/O. Wait another KATO for as long as I/O completes.
+      const uint64_t answers = IoAnswers();
+      if (answers != ka_sent_answers_) {
+        NLOG(WARNING) << name() << ": Keep Alive unanswered after " << options_.kato_s
+                      << " s while I/O completes: waiting for it";
+        ka_sent_answers_ = answers;
+        p.deadline_ns = now + int64_t{options_.kato_s} * kSec;
+        continue;
+      }
     }
+    const std::string what = p.what;
+    if (admin_) admin_->Close(absl::DeadlineExceededError(what + " timed out (admin queue)"));
+    return;
   }
+  if (timed) tick_timer_ = admin_reactor_->AddTimerAfter(kSec, [this] { AdminTick(); });
 }
 
 void Controller::OnConnectionClosed(TcpConnection* conn, const absl::Status& why) {

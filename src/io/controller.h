@@ -163,7 +163,7 @@ class Controller final : private ConnectionObserver {
   // not answered within `timeout_ns` (default admin_timeout; 0 = never, for AERs) triggers error
   // recovery.
   void SubmitAdmin(const nvme::Sqe& sqe, void* data, uint32_t len, AdminCallback cb,
-                   int64_t timeout_ns = -1);
+                   int64_t timeout_ns = -1, bool keep_alive = false);
   // Reads the whole discovery log (generation-counter rule) from a discovery controller; its
   // generation counter is discovery_genctr() afterwards.
   void ReadDiscoveryLog(
@@ -226,6 +226,7 @@ class Controller final : private ConnectionObserver {
     AdminCallback cb;
     int64_t deadline_ns;  // 0: never times out (AER)
     const char* what;
+    bool keep_alive = false;
   };
 
   // ConnectionObserver (admin connection).
@@ -261,6 +262,8 @@ class Controller final : private ConnectionObserver {
   void BecomeLive();
   void SubmitAer();
   void KeepAlive();
+  // Answers to I/O commands on every queue so far (admin reactor).
+  uint64_t IoAnswers() const;
   void AdminTick();
   void MaybeReconnect();
   void FinishDelete(const absl::Status& why);
@@ -333,6 +336,8 @@ class Controller final : private ConnectionObserver {
   Reactor::TimerId tick_timer_ = 0;
   Reactor::TimerId poll_timer_ = 0;  // CSTS.RDY / CSTS.SHST polls
   bool keep_alive_outstanding_ = false;
+  uint64_t ka_answers_ = 0;       // IoAnswers() at the latest keep-alive period
+  uint64_t ka_sent_answers_ = 0;  // IoAnswers() when the outstanding Keep Alive went out
   std::function<void()> shutdown_done_;
   absl::Status delete_reason_;
   uint32_t cc_ = 0;

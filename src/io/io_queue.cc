@@ -60,6 +60,7 @@ void IoQueue::Submit(IoRequest* req) {
   const int rc = conn_->Submit(req->sqe, req->data, req->len, reinterpret_cast<uint64_t>(req));
   if (rc >= 0) {
     req->cid = static_cast<uint16_t>(rc);
+    ArmTick();
   } else if (rc == -EAGAIN || rc == -ENOTCONN) {
     Enqueue(req);
   } else {
@@ -78,6 +79,7 @@ void IoQueue::Drain() {
     const int rc = conn_->Submit(req->sqe, req->data, req->len, reinterpret_cast<uint64_t>(req));
     if (rc >= 0) {
       req->cid = static_cast<uint16_t>(rc);
+      ArmTick();
     } else {
       Complete(req, IoResult{rc});
     }
@@ -119,14 +121,19 @@ void IoQueue::Close(const absl::Status& why) {
   if (conn_) conn_->Close(why);
 }
 
-void IoQueue::OnConnectionLive(TcpConnection*) {
+void IoQueue::ArmTick() {
   if (!tick_) tick_ = reactor_->AddTimerAfter(kTickNs, [this] { Tick(); });
+}
+
+void IoQueue::OnConnectionLive(TcpConnection*) {
   // Tell the controller; it switches every queue to kLive once all are up.
   ctrl_->PostIoQueueLive(qid_, epoch_);
 }
 
 void IoQueue::OnCommandDone(TcpConnection*, uint64_t cookie, const nvme::Cqe& cqe, int error) {
   auto* req = reinterpret_cast<IoRequest*>(cookie);
+  if (error == 0)
+    answers_.store(answers_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   IoResult r;
   r.err = error;
   r.status = static_cast<uint16_t>(cqe.status.get() >> 1);
@@ -155,8 +162,11 @@ void IoQueue::OnConnectionClosed(TcpConnection* conn, const absl::Status& why) {
 }
 
 void IoQueue::Tick() {
-  tick_ = reactor_->AddTimerAfter(kTickNs, [this] { Tick(); });
-  if (!conn_ || !conn_->live()) return;
+  tick_ = 0;
+  // Only while commands are out: an idle queue has no timer (no wakeups); the next submission
+  // arms it again.
+  if (!conn_ || !conn_->live() || conn_->queue().outstanding() == 0) return;
+  ArmTick();
   const int64_t now = MonotonicNanos();
   bool reset = false;
   std::string what;

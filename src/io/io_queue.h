@@ -50,6 +50,9 @@ class IoQueue final : private ConnectionObserver {
   uint64_t submitted() const { return submitted_; }
   uint64_t completed() const { return completed_; }
   uint32_t waiting() const { return waiting_; }
+  // Commands the controller answered on this queue (any thread: the keep-alive logic reads it on
+  // the admin reactor to tell a slow Keep Alive answer from a dead controller).
+  uint64_t answers() const { return answers_.load(std::memory_order_relaxed); }
 
  private:
   void OnConnectionLive(TcpConnection* conn) override;
@@ -62,6 +65,7 @@ class IoQueue final : private ConnectionObserver {
   void FailWaiting(int err);
   void Complete(IoRequest* req, const IoResult& r);
   void Tick();
+  void ArmTick();  // the timeout check, 1 s from now, unless armed
   void Enqueue(IoRequest* req);
 
   Controller* ctrl_;
@@ -78,6 +82,7 @@ class IoQueue final : private ConnectionObserver {
   uint32_t waiting_ = 0;
   uint64_t submitted_ = 0;
   uint64_t completed_ = 0;
+  std::atomic<uint64_t> answers_{0};  // written by this reactor only
   Reactor::TimerId tick_ = 0;
 };
 

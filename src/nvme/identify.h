@@ -29,6 +29,10 @@ inline constexpr size_t kIdentifyDataSize = 4096;
 inline constexpr uint8_t kIdentifyCnsControllerCsi = 0x06;
 
 // Identify Controller fields a host uses (Base 2.0 Figure 275). Field names are the spec's.
+// CTRATT bit 6: Traffic Based Keep Alive Support (the controller restarts its keep-alive timer on
+// every command it processes, not only on Keep Alive).
+inline constexpr uint32_t kCtrattTbkas = 1u << 6;
+
 struct ControllerInfo {
   uint16_t vid = 0;       // VID: PCI Vendor ID
   uint16_t ssvid = 0;     // SSVID: PCI Subsystem Vendor ID
@@ -41,7 +45,7 @@ struct ControllerInfo {
   uint16_t cntlid = 0;    // CNTLID
   uint32_t version = 0;   // VER: major 31:16, minor 15:8, tertiary 7:0
   uint32_t oaes = 0;      // OAES: optional asynchronous events supported
-  uint32_t ctratt = 0;    // CTRATT: controller attributes
+  uint32_t ctratt = 0;    // CTRATT: controller attributes (kCtratt*)
   uint8_t cntrltype = 0;  // CNTRLTYPE: 0 not reported, 1 I/O, 2 discovery, 3 administrative
   std::array<uint16_t, 3> crdt{};  // CRDT1..CRDT3: command retry delay times, 100 ms units
   uint16_t oacs = 0;               // OACS: optional admin command support

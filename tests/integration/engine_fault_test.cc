@@ -3,6 +3,8 @@
 // must recover (reset + reconnect) exactly where it should, no read may return wrong data as
 // success, and every submitted request completes exactly once, across reconnects too.
 #include <cerrno>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 #include "base/clock.h"
@@ -10,8 +12,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "io/engine.h"
-#include "tests/integration/engine_harness.h"
 #include "nvme/status.h"
+#include "tests/integration/engine_harness.h"
 #include "tools/nvmf-target/target.h"
 
 namespace nvmf_ublk::io {
@@ -451,6 +453,61 @@ TEST_F(EngineFaultTest, UnansweredKeepAliveLosesTheAssociationWhichComesBack) {
   const absl::Status why = ctrl_->last_reason();
   EXPECT_TRUE(absl::IsDeadlineExceeded(why) || absl::IsUnavailable(why)) << why;
   ExpectRecovered(2, 40, data);
+}
+
+TEST_F(EngineFaultTest, SlowKeepAliveAnswerWhileIoCompletesIsNotADeadController) {
+  // A target that restarts its keep-alive timer on any command (TBKAS, as nvmet) and answers
+  // Keep Alive 3 s late: past the host's keep-alive timeout (KATO 1 s), while I/O completes.
+  target_.reset();
+  target::TargetConfig config = OneNamespaceTarget(kNsBytes, kBlock);
+  config.tbkas = true;
+  ASSERT_NO_FATAL_FAILURE(StartTarget(config));
+  ASSERT_THAT(target_->SetFault({.keep_alive_delay_ms = 3000}), IsOk());
+  ControllerOptions opts = Options();
+  opts.kato_s = 1;
+  ASSERT_NO_FATAL_FAILURE(Connect(opts));
+  // The first Keep Alive goes out while idle (no traffic to stand in for it); then I/O starts.
+  const int64_t until = MonotonicNanos() + 5 * kSec;
+  while (target_->Stats().keep_alives == 0 && MonotonicNanos() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(target_->Stats().keep_alives, 1u);
+  IoLoad load(ctrl_.get(), {.slots_per_queue = 4});
+  load.Start();
+  EXPECT_FALSE(ctrl_->WaitState(Controller::kResetting, 5 * kSec))
+      << "reset: " << ctrl_->last_reason();
+  load.Stop();
+  ASSERT_TRUE(load.WaitIdle(20 * kSec));
+  ExpectCleanLoad(load);
+  EXPECT_GT(load.verified(), 0u);
+  ExpectStillLiveWithoutReconnect();
+}
+
+TEST_F(EngineFaultTest, TrafficBasedKeepAliveSkipsKeepAliveWhileIoFlows) {
+  target_.reset();
+  target::TargetConfig config = OneNamespaceTarget(kNsBytes, kBlock);
+  config.tbkas = true;
+  ASSERT_NO_FATAL_FAILURE(StartTarget(config));
+  ControllerOptions opts = Options();
+  opts.kato_s = 1;
+  ASSERT_NO_FATAL_FAILURE(Connect(opts));
+  IoLoad load(ctrl_.get(), {.slots_per_queue = 4});
+  load.Start();
+  ASSERT_TRUE(load.WaitVerified(20, 10 * kSec));
+  const uint64_t before = target_->Stats().keep_alives;
+  // 3 s = 6 keep-alive periods of I/O: the I/O restarts the target's timer, no Keep Alive needed
+  // (at most one, in a period whose I/O the host did not see answered).
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  const uint64_t during = target_->Stats().keep_alives - before;
+  EXPECT_LE(during, 1u);
+  load.Stop();
+  ASSERT_TRUE(load.WaitIdle(20 * kSec));
+  ExpectCleanLoad(load);
+  // Idle again: Keep Alive every KATO / 2.
+  const uint64_t idle_start = target_->Stats().keep_alives;
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_GE(target_->Stats().keep_alives - idle_start, 3u);
+  ExpectStillLiveWithoutReconnect();
 }
 
 }  // namespace

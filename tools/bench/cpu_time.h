@@ -13,6 +13,13 @@ inline double CpuSeconds() {
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+// Context switches of this process (voluntary + involuntary): each wakeup of an idle thread is one.
+inline long ContextSwitches() {
+  rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_nvcsw + ru.ru_nivcsw;
+}
+
 }  // namespace nvmf_ublk::bench
 
 #endif  // NVMF_UBLK_TOOLS_BENCH_CPU_TIME_H_

@@ -39,6 +39,7 @@ struct Config {
   int mix_read = 70;
   double seconds = 10;
   double warmup = 1;
+  double idle = 0;  // seconds connected and idle after the run (--idle)
   uint32_t queues = 1;
   bool hdr_digest = false;
   bool data_digest = false;
@@ -225,6 +226,16 @@ int Run(const Config& cfg) {
     total.errors += w->result().errors;
     if (total.first_error.empty()) total.first_error = w->result().first_error;
   }
+  // Connected and idle: what the engine costs when nothing happens (keep-alive only).
+  double idle_cpu = 0;
+  long idle_switches = 0;
+  if (cfg.idle > 0) {
+    const double cpu0 = CpuSeconds();
+    const long sw0 = ContextSwitches();
+    usleep(static_cast<useconds_t>(cfg.idle * 1e6));
+    idle_cpu = CpuSeconds() - cpu0;
+    idle_switches = ContextSwitches() - sw0 - 1;  // this thread's own sleep
+  }
   (*ctrl)->Disconnect();
   const double iops = static_cast<double>(total.ios) / secs;
   const double mibs = static_cast<double>(total.bytes) / secs / (1 << 20);
@@ -247,6 +258,9 @@ int Run(const Config& cfg) {
                         {"lat_max_us", us(total.hist.MaxNs())},
                         {"cpu_s", cpu},
                         {"iops_per_cpu_s", cpu > 0 ? static_cast<double>(total.ios) / cpu : 0},
+                        {"idle_s", cfg.idle},
+                        {"idle_cpu_s", idle_cpu},
+                        {"idle_wakeups", idle_switches},
                         {"hdr_digest", cfg.hdr_digest},
                         {"data_digest", cfg.data_digest}};
     printf("%s\n", j.dump().c_str());
@@ -261,6 +275,10 @@ int Run(const Config& cfg) {
            us(total.hist.PercentileNs(99.99)), us(total.hist.MaxNs()));
     printf("  CPU %.2f s (user+sys) = %.0f IOPS per CPU-second\n", cpu,
            cpu > 0 ? static_cast<double>(total.ios) / cpu : 0.0);
+    if (cfg.idle > 0) {
+      printf("  idle %.1f s connected: CPU %.1f ms, %ld wakeups (context switches)\n", cfg.idle,
+             idle_cpu * 1e3, idle_switches);
+    }
   }
   if (total.errors) {
     fprintf(stderr, "nvmf-perf: %llu I/O errors, first: %s\n",
@@ -302,6 +320,9 @@ int main(int argc, char** argv) {
   app.add_flag("--hdr-digest", cfg.hdr_digest, "enable the header digest");
   app.add_flag("--data-digest", cfg.data_digest, "enable the data digest");
   app.add_flag("--json", cfg.json, "one JSON object on stdout");
+  app.add_option("--idle", cfg.idle,
+                 "then stay connected and idle this many seconds: report its CPU time and wakeups")
+      ->check(CLI::Range(0.0, 3600.0));
   bool verbose = false;
   app.add_flag("-v,--verbose", verbose, "log controller events");
   CLI11_PARSE(app, argc, argv);

@@ -241,6 +241,7 @@ Connection::Outcome Connection::ExecuteAdmin(Request& req) {
       ExecuteGetFeatures(req);
       return Outcome::kRespond;
     case nvme::AdminOpcode::kKeepAlive:
+      target_->stats_.keep_alives++;
       return Outcome::kRespond;
     case nvme::AdminOpcode::kAsyncEventRequest:
       if (aer_cids_.size() >= kMaxAers) {

@@ -280,6 +280,9 @@ absl::StatusOr<FaultConfig> ParseFaultSpec(std::string_view spec, std::optional<
     } else if (key == "delay") {
       ASSIGN_OR_RETURN(uint64_t v, ParseUint(value, what, 3'600'000));
       f.delay_ms = static_cast<uint32_t>(v);
+    } else if (key == "keep-alive-delay") {
+      ASSIGN_OR_RETURN(uint64_t v, ParseUint(value, what, 3'600'000));
+      f.keep_alive_delay_ms = static_cast<uint32_t>(v);
     } else if (key == "drop-every") {
       ASSIGN_OR_RETURN(f.drop_every, ParseUint(value, what));
     } else if (key == "corrupt-digest") {
@@ -317,11 +320,12 @@ absl::StatusOr<FaultConfig> ParseFaultSpec(std::string_view spec, std::optional<
       ASSIGN_OR_RETURN(uint64_t v, ParseUint(value, what, 65536));
       f.max_r2t = static_cast<uint32_t>(v);
     } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown fault '", key,
-                       "' (cut-after, delay, drop-every, corrupt-digest, term-req, error, status, "
-                       "admin, malice, "
-                       "malice-after, malice-times, cpda, maxh2cdata, r2t-chunk, max-r2t, port)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown fault '", key,
+          "' (cut-after, delay, keep-alive-delay, drop-every, corrupt-digest, term-req, "
+          "error, status, "
+          "admin, malice, "
+          "malice-after, malice-times, cpda, maxh2cdata, r2t-chunk, max-r2t, port)"));
     }
   }
   RETURN_IF_ERROR(Validate(f));
@@ -359,6 +363,7 @@ Controller and transport:
   --ana-group-max N         ANAGRPMAX / NANAGRPID, default 32
   --anatt S                 ANATT (ANA transition time, s), default 10
   --cqt MS                  CQT (command quiesce time, ms, TP 4129), default 0
+  --tbkas                   traffic-based keep-alive (CTRATT.TBKAS): any command restarts KATO
   --dmrl N, --dmrsl N       Dataset Management limits reported in Identify CNS 06h
   --cpda N                  CPDA in ICResp (0..31), default 0
   --maxh2cdata SIZE         MAXH2CDATA in ICResp (>= 4096), default 128K
@@ -373,6 +378,7 @@ Faults (target-wide, or one port with port=PORT); also at run time with the "fau
   --fault KEY=VALUE[,KEY=VALUE...]
       cut-after=N       close each connection when its (N+1)-th command arrives
       delay=MS          hold every response MS milliseconds
+      keep-alive-delay=MS  hold Keep Alive answers MS milliseconds (admin=1 not needed)
       drop-every=N      never answer every N-th command (Abort can still complete it)
       corrupt-digest=N  the next N reads get a wrong C2HData data digest (with DDGST only)
       term-req=N        the next N commands are answered by a C2HTermReq, then the close
@@ -555,6 +561,7 @@ absl::StatusOr<CliOptions> ParseCommandLine(const std::vector<std::string>& args
   uint_option("--ana-group-max", &c.ana_group_max, 65535);
   uint_option("--anatt", &c.anatt, 255);
   uint_option("--cqt", &c.cqt, 65535);
+  flag("--tbkas", [&] { c.tbkas = true; });
   uint_option("--dmrl", &c.dsm_range_limit, 255);
   uint_option("--dmrsl", &c.dsm_range_size_limit, UINT32_MAX);
   uint_option("--cpda", &c.transport.cpda, 31);

@@ -39,9 +39,9 @@ std::optional<AnaState> ParseAnaState(const std::string& text) {
 }
 
 bool FaultConfig::empty() const {
-  return cut_after == 0 && delay_ms == 0 && drop_every == 0 && corrupt_digest == 0 &&
-         term_req == 0 && error_count == 0 && malice == Malice::kNone && !cpda && !maxh2cdata &&
-         !r2t_chunk && !max_r2t;
+  return cut_after == 0 && delay_ms == 0 && keep_alive_delay_ms == 0 && drop_every == 0 &&
+         corrupt_digest == 0 && term_req == 0 && error_count == 0 && malice == Malice::kNone &&
+         !cpda && !maxh2cdata && !r2t_chunk && !max_r2t;
 }
 
 namespace {

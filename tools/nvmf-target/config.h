@@ -135,9 +135,10 @@ MaliceTarget TargetOf(Malice m);
 // commands other than fabrics commands too when `admin` is set. Counting faults ("after", "every")
 // count per connection; budgets ("next N") are shared by the connections of the scope and run down.
 struct FaultConfig {
-  uint64_t cut_after = 0;       // close a connection when its (cut_after+1)-th command arrives
-  uint32_t delay_ms = 0;        // hold every response (and read data) this long
-  uint64_t drop_every = 0;      // never answer every N-th command (it stays abortable)
+  uint64_t cut_after = 0;            // close a connection when its (cut_after+1)-th command arrives
+  uint32_t delay_ms = 0;             // hold every response (and read data) this long
+  uint32_t keep_alive_delay_ms = 0;  // hold Keep Alive answers this long (admin=1 not needed)
+  uint64_t drop_every = 0;           // never answer every N-th command (it stays abortable)
   uint64_t corrupt_digest = 0;  // next N reads: wrong C2HData data digest (when DDGST negotiated)
   uint64_t term_req = 0;        // next N commands: answered by a C2HTermReq, connection closed
   uint64_t error_count = 0;     // next N commands: completed with error_status, not executed
@@ -189,13 +190,16 @@ struct TargetConfig {
   // Tests of hostile targets: CC.EN is never answered by CSTS.RDY (a controller that never comes
   // up; the host gives up after CAP.TO).
   bool never_ready = false;
-  uint16_t max_io_queues = 64;        // Number of Queues granted at most
-  uint32_t in_capsule_data = 8192;    // I/O in-capsule data bytes: IOCCSZ = (64 + this) / 16
-  uint8_t mdts = 8;                   // MDTS (2^n x 4 KiB; 8 = 1 MiB); 0 = no limit
-  bool volatile_write_cache = true;   // VWC present (hosts then send Flush)
-  uint32_t ana_group_max = 32;        // ANAGRPMAX / NANAGRPID (raised to the largest group used)
-  uint8_t anatt = 10;                 // ANATT, seconds (how long "change" may last)
-  uint16_t cqt = 0;                   // CQT, ms (TP 4129 command quiesce time)
+  uint16_t max_io_queues = 64;       // Number of Queues granted at most
+  uint32_t in_capsule_data = 8192;   // I/O in-capsule data bytes: IOCCSZ = (64 + this) / 16
+  uint8_t mdts = 8;                  // MDTS (2^n x 4 KiB; 8 = 1 MiB); 0 = no limit
+  bool volatile_write_cache = true;  // VWC present (hosts then send Flush)
+  uint32_t ana_group_max = 32;       // ANAGRPMAX / NANAGRPID (raised to the largest group used)
+  uint8_t anatt = 10;                // ANATT, seconds (how long "change" may last)
+  uint16_t cqt = 0;                  // CQT, ms (TP 4129 command quiesce time)
+  // CTRATT.TBKAS: any command on any queue of a controller restarts its keep-alive timer (as
+  // nvmet); without it only admin commands do.
+  bool tbkas = false;
   uint8_t dsm_range_limit = 0;        // DMRL reported in CNS 06h (0: not reported)
   uint32_t dsm_range_size_limit = 0;  // DMRSL, logical blocks (0: not reported)
   std::string firmware = "0.1";

@@ -249,7 +249,7 @@ int Connection::PollTimeoutMs() {
   }
   if (qid_ == 0 && ctrl_ && state_ == State::kLive) {
     const uint32_t kato = ctrl_->kato_ms.load();
-    if (kato > 0) deadline = std::min(deadline, last_admin_cmd_ns_ + int64_t{kato} * kNanosPerMs);
+    if (kato > 0) deadline = std::min(deadline, LastKeepAliveNs() + int64_t{kato} * kNanosPerMs);
   }
   if (deadline == INT64_MAX) return -1;
   const int64_t wait = deadline - MonotonicNanos();
@@ -299,11 +299,16 @@ void Connection::DeliverEvents() {
   }
 }
 
+int64_t Connection::LastKeepAliveNs() const {
+  if (!ctrl_ || !ctrl_->tbkas) return last_admin_cmd_ns_;
+  return std::max(last_admin_cmd_ns_, ctrl_->last_command_ns.load(std::memory_order_relaxed));
+}
+
 void Connection::CheckKeepAlive() {
   if (qid_ != 0 || !ctrl_ || state_ != State::kLive) return;
   const uint32_t kato = ctrl_->kato_ms.load();
   if (kato == 0) return;
-  if (MonotonicNanos() - last_admin_cmd_ns_ > int64_t{kato} * kNanosPerMs) {
+  if (MonotonicNanos() - LastKeepAliveNs() > int64_t{kato} * kNanosPerMs) {
     NLOG(WARNING) << name_ << ": no command for KATO " << kato
                   << " ms: keep-alive timeout, dropping the controller";
     Close("keep-alive timeout");
@@ -436,6 +441,8 @@ std::optional<tcp::PduError> Connection::OnCapsule(const nvme::Sqe& sqe, bool dd
     }
   } else {
     if (qid_ == 0) last_admin_cmd_ns_ = MonotonicNanos();
+    if (ctrl_ && ctrl_->tbkas)
+      ctrl_->last_command_ns.store(MonotonicNanos(), std::memory_order_relaxed);
     if (!active_cids_.insert(req.cid).second) {
       NLOG(WARNING) << name_ << ": command ID " << req.cid << " is already in use";
       req.status = nvme::MakeStatus(nvme::kSctGeneric, nvme::kScCidConflict, true);
@@ -472,6 +479,9 @@ std::optional<tcp::PduError> Connection::OnCapsule(const nvme::Sqe& sqe, bool dd
         MaybeArmMalice(req, *fs);
         req.fault = std::move(fs);
         if (req.drop) NLOG(INFO) << name_ << ": fault injection: dropping CID " << req.cid;
+      } else if (fs && qid_ == 0 && fs->config.keep_alive_delay_ms > 0 &&
+                 sqe.opcode == static_cast<uint8_t>(nvme::AdminOpcode::kKeepAlive)) {
+        req.delay_ms = fs->config.keep_alive_delay_ms;
       }
     }
   }

@@ -196,6 +196,8 @@ class Connection final : private tcp::PduReceiver {
   bool sq_flow_control_disabled_ = false;
   uint64_t commands_ = 0;  // commands subject to faults, for cut_after / drop_every
   int64_t last_admin_cmd_ns_ = 0;
+  // What restarts the keep-alive timer: the latest admin command, or with TBKAS any command.
+  int64_t LastKeepAliveNs() const;
 
   std::vector<uint8_t> capsule_data_;        // in-capsule data of the PDU being received
   std::set<uint16_t> active_cids_;           // fetched, not yet answered

@@ -41,6 +41,9 @@ class Controller {
   std::atomic<uint32_t> cc{0};
   std::atomic<uint32_t> csts{0};
   std::atomic<uint32_t> kato_ms{0};
+  // With TBKAS: when a command last arrived on any queue of this controller (MonotonicNanos).
+  std::atomic<int64_t> last_command_ns{0};
+  bool tbkas = false;
   std::atomic<uint32_t> aec{0};             // Asynchronous Event Configuration
   std::atomic<uint32_t> queues_feature{0};  // Number of Queues DW0 (NSQA | NCQA << 16), 0-based
   std::atomic<bool> queues_set{false};

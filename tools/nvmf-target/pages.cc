@@ -77,7 +77,8 @@ void FillIdentifyController(const ControllerIdentity& id, uint8_t* out) {
   Put(c.ver, 0x00020000u);  // NVMe 2.0
   // OAES bit 11: ANA change notices; bit 31: discovery log page change notices.
   Put(c.oaes, id.discovery ? (1u << 31) : (1u << 11));
-  Put(c.ctratt, 1u);  // 128-bit host identifier
+  // Bit 0: 128-bit host identifier; bit 6: traffic-based keep-alive.
+  Put(c.ctratt, 1u | (id.tbkas ? 1u << 6 : 0u));
   c.cntrltype = id.discovery ? 2 : 1;
   c.acl = 3;        // 4 concurrent Abort commands
   c.aerl = 3;       // 4 outstanding AERs

@@ -27,6 +27,7 @@ struct ControllerIdentity {
   uint32_t in_capsule_data = 0;  // IOCCSZ = (64 + this) / 16
   uint32_t ana_group_max = 0;    // ANAGRPMAX and NANAGRPID
   uint8_t anatt = 10;            // ANATT, seconds
+  bool tbkas = false;            // CTRATT bit 6: traffic-based keep-alive
   uint16_t cqt = 0;              // CQT, ms (bytes 387:386)
   bool vwc = false;
 };

@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "connection.h"
@@ -392,6 +393,8 @@ std::shared_ptr<Controller> Target::CreateController(const Subsystem* subsystem,
     if (controllers_.count(id)) continue;
     auto ctrl = std::make_shared<Controller>(id, subsystem, port_index, hostnqn, hostid, kato_ms,
                                              config_.max_io_queues);
+    ctrl->tbkas = config_.tbkas && !subsystem->discovery();
+    ctrl->last_command_ns.store(MonotonicNanos());
     controllers_.emplace(id, ctrl);
     return ctrl;
   }
@@ -429,6 +432,7 @@ ControllerIdentity Target::IdentityFor(const Controller& ctrl) const {
   id.ana_group_max = ana_group_max_;
   id.anatt = config_.anatt;
   id.cqt = config_.cqt;
+  id.tbkas = config_.tbkas && !sub.discovery();
   id.vwc = config_.volatile_write_cache;
   return id;
 }
@@ -593,6 +597,7 @@ TransportStats Target::Stats() const {
   s.c2h_success = stats_.c2h_success.load();
   s.term_reqs = stats_.term_reqs.load();
   s.events = stats_.events.load();
+  s.keep_alives = stats_.keep_alives.load();
   s.malice = stats_.malice.load();
   s.host_term_reqs = stats_.host_term_reqs.load();
   s.last_host_fes = static_cast<uint16_t>(stats_.last_host_fes.load());

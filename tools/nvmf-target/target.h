@@ -70,6 +70,7 @@ struct TransportStats {
   uint64_t c2h_success = 0;     // reads completed with the C2HData SUCCESS flag
   uint64_t term_reqs = 0;       // C2HTermReqs sent
   uint64_t events = 0;          // asynchronous events completed
+  uint64_t keep_alives = 0;     // Keep Alive commands received
   uint64_t malice = 0;          // deliberate protocol violations committed (FaultConfig::malice)
   uint64_t host_term_reqs = 0;  // H2CTermReqs received
   uint16_t last_host_fes = 0;   // FES and FEI of the last one
@@ -194,7 +195,7 @@ class Target {
 
   struct AtomicStats {
     std::atomic<uint64_t> connections{0}, capsules{0}, r2ts{0}, h2c_data{0}, c2h_data{0},
-        c2h_success{0}, term_reqs{0}, events{0}, malice{0}, host_term_reqs{0};
+        c2h_success{0}, term_reqs{0}, events{0}, keep_alives{0}, malice{0}, host_term_reqs{0};
     std::atomic<uint32_t> last_host_fes{0}, last_host_fei{0};
   };
   mutable AtomicStats stats_;
