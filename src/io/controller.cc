@@ -208,6 +208,13 @@ void Controller::SubmitAdmin(const nvme::Sqe& sqe, void* data, uint32_t len, Adm
 void Controller::OnCommandDone(TcpConnection*, uint64_t cookie, const nvme::Cqe& cqe, int error) {
   auto node = admin_pending_.extract(cookie);
   if (node.empty()) return;
+  // The last command that could time out is back: no timeout check until the next one.
+  if (tick_timer_ && node.mapped().deadline_ns != 0 &&
+      std::none_of(admin_pending_.begin(), admin_pending_.end(),
+                   [](const auto& e) { return e.second.deadline_ns != 0; })) {
+    admin_reactor_->CancelTimer(tick_timer_);
+    tick_timer_ = 0;
+  }
   IoResult r;
   r.err = error;
   r.status = static_cast<uint16_t>(cqe.status.get() >> 1);
