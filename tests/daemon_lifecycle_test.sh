@@ -75,6 +75,8 @@ DPID=
 ms=$((($(date +%s%N) - start) / 1000000))
 [[ $rc -eq 0 ]] || fail "SIGTERM: exit $rc"
 ((ms < 10000)) || fail "SIGTERM took $ms ms"
+# The listener writes what it received a moment later than the daemon exits.
+for _ in $(seq 30); do grep -q '^STOPPING=1' "$T/notify.log" && break; sleep 0.1; done
 grep -q '^STOPPING=1' "$T/notify.log" || fail "no STOPPING=1"
 cmp -s "$T/run/state.json" "$T/state.orig" || fail "SIGTERM changed the state file"
 grep -q "handed over" "$T/daemon.log" || fail "no hand-over line in the log"

@@ -22,7 +22,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& opti
   std::unique_ptr<Daemon> d(new Daemon(options));
   int reactors = options.reactors;
   if (reactors <= 0) reactors = std::max(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
-  ASSIGN_OR_RETURN(d->engine_, io::Engine::Create(reactors));
+  ASSIGN_OR_RETURN(d->engine_,
+                   io::Engine::Create(reactors, int64_t{std::max(options.poll_us, 0)} * 1000));
   return d;
 }
 

@@ -43,6 +43,7 @@ namespace nvmf_ublk::daemon {
 struct DaemonOptions {
   std::string state_dir = "/run/nvmf-ublk";
   int reactors = 0;                    // 0: online CPUs
+  int poll_us = 0;                     // reactors poll this long before sleeping (--poll-us)
   uint32_t max_io_bytes = 512 * 1024;  // per-tag buffer of each ublk queue
   uint32_t max_queue_depth = 128;      // ublk tags per queue
   // A command unanswered this long is aborted, and its queue reset if the Abort is not answered

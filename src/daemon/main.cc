@@ -83,6 +83,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--socket", socket, "control socket (default: <state-dir>/control.sock)");
   app.add_option("--reactors", opts.reactors, "I/O reactor threads (default: online CPUs)");
+  app.add_option("--poll-us", opts.poll_us,
+                 "each I/O reactor looks for completions this many microseconds before it sleeps: "
+                 "lower latency, for up to a core of CPU per reactor while I/O runs (default 0: "
+                 "sleep at once)")
+      ->check(CLI::Range(0, 1000000));
   app.add_option("--max-io-bytes", opts.max_io_bytes, "largest I/O per request (tag buffer)")
       ->capture_default_str();
   app.add_option("--io-timeout", opts.io_timeout_s,

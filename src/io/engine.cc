@@ -6,13 +6,13 @@
 
 namespace nvmf_ublk::io {
 
-absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(int io_reactors) {
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(int io_reactors, int64_t poll_ns) {
   if (io_reactors < 1) return absl::InvalidArgumentError("need at least one I/O reactor");
   std::unique_ptr<Engine> e(new Engine());
   e->control_ = std::make_unique<Reactor>(Reactor::Options{512, "control"});
   RETURN_IF_ERROR(e->control_->StartThread());
   for (int i = 0; i < io_reactors; ++i) {
-    auto r = std::make_unique<Reactor>(Reactor::Options{1024, absl::StrCat("io", i)});
+    auto r = std::make_unique<Reactor>(Reactor::Options{1024, absl::StrCat("io", i), poll_ns});
     RETURN_IF_ERROR(r->StartThread());
     e->io_.push_back(std::move(r));
   }

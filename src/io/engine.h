@@ -19,7 +19,9 @@ namespace nvmf_ublk::io {
 class Engine {
  public:
   // Starts 1 + `io_reactors` threads (io_reactors >= 1).
-  static absl::StatusOr<std::unique_ptr<Engine>> Create(int io_reactors);
+  // `poll_ns`: the I/O reactors look for completions this long before they sleep (Reactor::
+  // Options::poll_ns); 0: they sleep at once.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(int io_reactors, int64_t poll_ns = 0);
   ~Engine();
 
   Reactor* control() const { return control_.get(); }

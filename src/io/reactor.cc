@@ -194,8 +194,27 @@ void Reactor::RunOnce(int64_t max_wait_ns) {
     const int64_t until = std::max<int64_t>(0, deadline - MonotonicNanos());
     wait = wait < 0 ? until : std::min(wait, until);
   }
+  if (options_.poll_ns > 0 && wait != 0) {
+    // Polling: submit, then reap (each io_uring_get_events runs the ring's deferred work) until
+    // a completion is there or the poll time (or the next timer) is up; sleep only after that.
+    const int64_t start = MonotonicNanos();
+    const int64_t limit = wait > 0 ? std::min(options_.poll_ns, wait) : options_.poll_ns;
+    io_uring_submit(&ring_);
+    int64_t spent = 0;
+    while (io_uring_cq_ready(&ring_) == 0 && spent < limit) {
+      io_uring_get_events(&ring_);
+      spent = MonotonicNanos() - start;
+    }
+    if (io_uring_cq_ready(&ring_) > 0) {
+      wait = 0;
+    } else if (wait > 0) {
+      wait = std::max<int64_t>(0, wait - spent);
+    }
+  }
   io_uring_cqe* cqe = nullptr;
-  if (wait < 0) {
+  if (wait == 0 && io_uring_cq_ready(&ring_) > 0) {
+    io_uring_submit(&ring_);  // what handlers prepared meanwhile; nothing to wait for
+  } else if (wait < 0) {
     io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, nullptr, nullptr);
   } else {
     __kernel_timespec ts;

@@ -79,6 +79,9 @@ class Reactor {
   struct Options {
     unsigned entries = 512;
     std::string name = "reactor";
+    // Before sleeping for completions, look for them for up to this long (0: never): lower
+    // latency for a core's worth of CPU while it waits (nvmf-ublkd/nvmf-perf --poll-us).
+    int64_t poll_ns = 0;
   };
   using TimerId = uint64_t;
 

@@ -1,6 +1,10 @@
 #include "io/reactor.h"
 
+#include <sys/resource.h>
+
 #include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -113,6 +117,66 @@ TEST(Reactor, FlushRunsOncePerTurnPerRequester) {
   r.CancelFlush(&f);
   r.RunOnce(0);
   EXPECT_EQ(f.flushes, 1);
+}
+
+long VoluntarySwitchesOfThisThread() {
+  rusage ru;
+  getrusage(RUSAGE_THREAD, &ru);
+  return ru.ru_nvcsw;
+}
+
+TEST(Reactor, PollingFindsACompletionWithoutSleeping) {
+  Reactor r({64, "poll", /*poll_ns=*/2'000'000'000});
+  ASSERT_THAT(r.Init(), IsOk());
+  Counter c;
+  HandlerId id = r.Register(&c);
+  __kernel_timespec ts{0, 5'000'000};  // completes in 5 ms
+  io_uring_prep_timeout(r.GetSqe(id, 3, 1), &ts, 0, 0);
+  const long before = VoluntarySwitchesOfThisThread();
+  const int64_t start = MonotonicNanos();
+  r.RunOnce(-1);  // polls: the completion arrives while it looks for it
+  const long switches = VoluntarySwitchesOfThisThread() - before;
+  ASSERT_EQ(c.seen.size(), 1u);
+  EXPECT_EQ(c.seen[0].res, -ETIME);
+  EXPECT_GE(MonotonicNanos() - start, 5'000'000);
+  EXPECT_EQ(switches, 0) << "the reactor slept instead of polling";
+}
+
+TEST(Reactor, WithoutPollingItSleeps) {
+  Reactor r({64, "sleep"});
+  ASSERT_THAT(r.Init(), IsOk());
+  Counter c;
+  HandlerId id = r.Register(&c);
+  __kernel_timespec ts{0, 5'000'000};
+  io_uring_prep_timeout(r.GetSqe(id, 3, 1), &ts, 0, 0);
+  const long before = VoluntarySwitchesOfThisThread();
+  r.RunOnce(-1);
+  ASSERT_EQ(c.seen.size(), 1u);
+  EXPECT_GE(VoluntarySwitchesOfThisThread() - before, 1);
+}
+
+TEST(Reactor, PollingStopsAfterThePollTimeWhenIdle) {
+  Reactor r({64, "poll", /*poll_ns=*/2'000'000});  // 2 ms
+  ASSERT_THAT(r.StartThread(), IsOk());
+  std::atomic<bool> ran{false};
+  r.Post([&] { ran = true; });
+  while (!ran.load()) std::this_thread::yield();
+  rusage a, b;
+  getrusage(RUSAGE_SELF, &a);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  getrusage(RUSAGE_SELF, &b);
+  const double cpu =
+      (b.ru_utime.tv_sec - a.ru_utime.tv_sec + b.ru_stime.tv_sec - a.ru_stime.tv_sec) +
+      (b.ru_utime.tv_usec - a.ru_utime.tv_usec + b.ru_stime.tv_usec - a.ru_stime.tv_usec) / 1e6;
+  EXPECT_LT(cpu, 0.1) << "an idle polling reactor kept spinning";
+  // And it still wakes for posted work after sleeping.
+  ran = false;
+  r.Post([&] { ran = true; });
+  const int64_t start = MonotonicNanos();
+  while (!ran.load() && MonotonicNanos() - start < 2'000'000'000) std::this_thread::yield();
+  EXPECT_TRUE(ran.load());
+  r.Stop();
+  r.Join();
 }
 
 TEST(UserData, RoundTrip) {

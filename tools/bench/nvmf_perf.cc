@@ -40,6 +40,7 @@ struct Config {
   double seconds = 10;
   double warmup = 1;
   double idle = 0;  // seconds connected and idle after the run (--idle)
+  int poll_us = 0;  // reactors poll this long before sleeping (--poll-us)
   uint32_t queues = 1;
   bool hdr_digest = false;
   bool data_digest = false;
@@ -157,7 +158,7 @@ class Worker : public io::IoCallback {
 };
 
 int Run(const Config& cfg) {
-  auto engine = io::Engine::Create(static_cast<int>(cfg.queues));
+  auto engine = io::Engine::Create(static_cast<int>(cfg.queues), int64_t{cfg.poll_us} * 1000);
   if (!engine.ok()) {
     fprintf(stderr, "nvmf-perf: %s\n", engine.status().ToString().c_str());
     return 1;
@@ -258,6 +259,7 @@ int Run(const Config& cfg) {
                         {"lat_max_us", us(total.hist.MaxNs())},
                         {"cpu_s", cpu},
                         {"iops_per_cpu_s", cpu > 0 ? static_cast<double>(total.ios) / cpu : 0},
+                        {"poll_us", cfg.poll_us},
                         {"idle_s", cfg.idle},
                         {"idle_cpu_s", idle_cpu},
                         {"idle_wakeups", idle_switches},
@@ -320,6 +322,9 @@ int main(int argc, char** argv) {
   app.add_flag("--hdr-digest", cfg.hdr_digest, "enable the header digest");
   app.add_flag("--data-digest", cfg.data_digest, "enable the data digest");
   app.add_flag("--json", cfg.json, "one JSON object on stdout");
+  app.add_option("--poll-us", cfg.poll_us,
+                 "reactors look for completions this many microseconds before sleeping")
+      ->check(CLI::Range(0, 1000000));
   app.add_option("--idle", cfg.idle,
                  "then stay connected and idle this many seconds: report its CPU time and wakeups")
       ->check(CLI::Range(0.0, 3600.0));
