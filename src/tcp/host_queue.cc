@@ -358,12 +358,9 @@ std::optional<PduError> HostQueue::OnPduHeader(const PduHeader& h, uint8_t** dat
         Fes::kPduSequenceError, offsetof(DataPdu, datao),
         absl::StrFormat("C2HData DATAO %u, expected %u (data out of order)", datao, s->received)};
   }
-  if ((h.flags & kFlagSuccess) && !options_.disable_sq_flow_control) {
-    return PduError{Fes::kInvalidHeaderField, offsetof(CommonHeader, flags),
-                    absl::StrFormat("C2HData with SUCCESS for %s (CID 0x%04x) on a queue with SQ "
-                                    "flow control (SUCCESS is allowed only with it disabled)",
-                                    NameOf(*s), cid)};
-  }
+  // SUCCESS on a queue with SQ flow control: the spec ties it to flow control disabled, but
+  // SPDK's target sends it on every queue, and the Linux host accepts it; so do we (the SQ head
+  // is then bounded by the commands outstanding, below).
   if ((h.flags & kFlagSuccess) && datao + datal != s->len) {
     return PduError{
         Fes::kDataOutOfRange, offsetof(DataPdu, datal),
@@ -394,14 +391,23 @@ std::optional<PduError> HostQueue::OnPduComplete(const PduHeader& h, bool data_d
       if (h.flags & kFlagSuccess) {
         if (!success_seen_) {
           success_seen_ = true;
-          NLOG(INFO) << options_.name
-                     << ": SQ flow control disabled: reads complete in C2HData (SUCCESS flag)";
+          NLOG(INFO)
+              << options_.name
+              << (options_.disable_sq_flow_control
+                      ? ": SQ flow control disabled: reads complete in C2HData (SUCCESS flag)"
+                      : ": the controller completes reads in C2HData (SUCCESS flag) with SQ "
+                        "flow control on (as SPDK's target does): accepted");
         }
         s->cqe = nvme::Cqe{};
         s->cqe.cid.set(s->cid);
         s->cqe.sq_id.set(options_.qid);
         s->response = true;
         --outstanding_;
+        // No SQHD here: the entries the controller has not fetched yet are at most the commands
+        // still outstanding.
+        if (!options_.disable_sq_flow_control) {
+          sq_head_ = (sq_tail_ + options_.queue_size - outstanding_) % options_.queue_size;
+        }
         if (outstanding_ == 0) sq_head_ = sq_tail_;
         CompleteIfDone(static_cast<uint16_t>(&*s - slots_.data()));
       }

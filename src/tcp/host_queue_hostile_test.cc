@@ -287,15 +287,6 @@ TEST_F(HostQueueTest, PrematureCompletionsAreProtocolErrors) {
          c.Resp(cid);
        },
        Fes::kPduSequenceError, 20, "before all data it asked for was sent"},
-      {"C2H SUCCESS with flow control", 8192, false,
-       [](HostQueue& q, FakeController& c, int) {
-         c.Pump(q);
-         std::vector<uint8_t> buf(512);
-         const int rcid = q.Submit(nvme::BuildRead(1, 0, 1), buf.data(), 512, 2);
-         c.Pump(q);
-         c.C2H(rcid, 0, Pattern(512, 1), kFlagLastPdu | kFlagSuccess);
-       },
-       Fes::kInvalidHeaderField, 1, "SQ flow control"},
       {"next generation", 8192, true,
        [](HostQueue& q, FakeController& c, int cid) {
          c.Pump(q);

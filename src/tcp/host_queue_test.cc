@@ -196,6 +196,39 @@ TEST_F(HostQueueTest, SuccessFlagCompletesWithoutResponse) {
   EXPECT_EQ(ctrl.termreq->fei.get(), 20u);  // CapsuleResp CQE CID offset
 }
 
+// SPDK's target completes reads with C2HData SUCCESS whether or not SQ flow control is disabled;
+// the Linux host accepts that, and so do we. Without SQHD from those completions the SQ must
+// still never look full: 3 x the queue size of reads, each completed that way, all go out.
+TEST_F(HostQueueTest, SuccessFlagWithFlowControlOnIsAcceptedAndTheSqKeepsMoving) {
+  HostQueueOptions o = Opts(1);
+  ASSERT_FALSE(o.disable_sq_flow_control);
+  HostQueue q(o, &obs);
+  Connect(q);
+  std::vector<uint8_t> buf(512), pinned_buf(512);
+  const auto data = Pattern(512, 4);
+  // One read stays outstanding throughout (so the queue is never empty, which would reset the
+  // head), answered only at the end.
+  const int pinned = q.Submit(nvme::BuildRead(1, 8, 1), pinned_buf.data(), 512, 99);
+  ASSERT_GE(pinned, 0);
+  for (uint64_t i = 0; i < 3u * o.queue_size; ++i) {
+    ASSERT_TRUE(q.CanSubmit()) << "SQ looks full after " << i << " reads";
+    const int cid = q.Submit(nvme::BuildRead(1, 0, 1), buf.data(), 512, 100 + i);
+    ASSERT_GE(cid, 0);
+    ctrl.Pump(q);
+    ctrl.C2H(static_cast<uint16_t>(cid), 0, data, kFlagLastPdu | kFlagSuccess);
+    ctrl.Deliver(q);
+    ASSERT_EQ(obs.done.count(100 + i), 1u);
+    EXPECT_EQ(obs.done[100 + i].error, 0);
+  }
+  ctrl.C2H(static_cast<uint16_t>(pinned), 0, data, kFlagLastPdu | kFlagSuccess);
+  ctrl.Deliver(q);
+  ASSERT_EQ(obs.done.count(99), 1u);
+  EXPECT_EQ(q.state(), HostQueue::State::kLive);
+  EXPECT_EQ(buf, data);
+  EXPECT_EQ(pinned_buf, data);
+  EXPECT_FALSE(ctrl.termreq.has_value());
+}
+
 TEST_F(HostQueueTest, ErrorStatusBeforeAllDataIsDelivered) {
   HostQueue q(Opts(1), &obs);
   Connect(q);

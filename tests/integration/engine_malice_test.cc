@@ -168,7 +168,6 @@ INSTANTIATE_TEST_SUITE_P(
         Row{Malice::kC2HOutOfOrder, Fes::kPduSequenceError, "out of order"},
         Row{Malice::kC2HAfterResp, Fes::kInvalidHeaderField, "unknown or completed command ID"},
         Row{Malice::kC2HOnWrite, Fes::kPduSequenceError, "which reads no data"},
-        Row{Malice::kC2HSuccessWithSqfc, Fes::kInvalidHeaderField, "SQ flow control"},
         // R2Ts that do not fit the command.
         Row{Malice::kR2TOnRead, Fes::kPduSequenceError, "which has no data to send"},
         Row{Malice::kR2TBeyondLength, Fes::kDataOutOfRange, "beyond the"},
@@ -179,6 +178,30 @@ INSTANTIATE_TEST_SUITE_P(
         Row{Malice::kTermReqMidData, std::nullopt, "C2HTermReq"},
         Row{Malice::kStallMidPdu, std::nullopt, "timeout"}),
     KindName<Row>);
+
+// Not a violation we refuse: SPDK's target completes reads with C2HData SUCCESS on queues with
+// SQ flow control, and the Linux host accepts it. Every read answered that way: data verified, no
+// H2CTermReq, no reconnect.
+TEST(EngineMaliceTolerance, C2HSuccessWithSqFlowControlIsAcceptedAsTheLinuxHostDoes) {
+  target::Target target(OneNamespaceTarget(8 << 20, 512));
+  ASSERT_OK_AND_ASSIGN(std::vector<uint16_t> ports, target.Start());
+  ASSERT_OK_AND_ASSIGN(auto engine, Engine::Create(2));
+  ControllerOptions o = HostOptions(ports[0]);
+  o.queue_size = 32;
+  ASSERT_THAT(target.SetFault({.malice = Malice::kC2HSuccessWithSqfc, .malice_times = 0}), IsOk());
+  ASSERT_OK_AND_ASSIGN(auto ctrl, TestController::Connect(engine.get(), o));
+  IoLoad load(ctrl.get(), {.slots_per_queue = 8});
+  load.Start();
+  ASSERT_TRUE(load.WaitVerified(500, 20 * kSec));  // > 10 x the queue size per queue
+  load.Stop();
+  ASSERT_TRUE(load.WaitIdle(20 * kSec)) << "requests lost";
+  EXPECT_GE(target.Stats().malice, 500u);
+  EXPECT_EQ(target.Stats().host_term_reqs, 0u);
+  EXPECT_EQ(ctrl->reconnects(), 0u);
+  EXPECT_EQ(load.verify_failures(), 0u);
+  EXPECT_EQ(load.failed(), 0u);
+  EXPECT_EQ(load.unaccounted(), 0);
+}
 
 // The same violation again and again (malice-times 3, each after a few commands of a fresh
 // connection; one queue with one request in flight, so that each violation has a connection of its

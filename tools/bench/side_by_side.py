@@ -239,6 +239,11 @@ def main():
     ap.add_argument("--poll-us", type=int, default=0,
                     help="also run ours with nvmf-perf --poll-us N (column 'poll')")
     a = ap.parse_args()
+    if a.spdk:
+        # An SPDK build with shared libraries (configure's default with a packaged DPDK).
+        lib = os.path.join(os.path.abspath(a.spdk), "build/lib")
+        os.environ["LD_LIBRARY_PATH"] = lib + (":" + os.environ["LD_LIBRARY_PATH"]
+                                               if os.environ.get("LD_LIBRARY_PATH") else "")
     rows = a.rows.split(",")
     for r in rows:
         if r not in ROWS:
