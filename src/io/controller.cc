@@ -648,63 +648,6 @@ void Controller::BecomeLive() {
   }
 }
 
-uint64_t Controller::IoAnswers() const {
-  uint64_t n = 0;
-  for (const auto& q : io_queues_) {
-    if (q) n += q->answers();
-  }
-  return n;
-}
-
-void Controller::KeepAlive() {
-  keep_alive_timer_ = 0;
-  if (state_ != kLive) return;
-  keep_alive_timer_ =
-      admin_reactor_->AddTimerAfter(options_.kato_s * kSec / 2, [this] { KeepAlive(); });
-  const uint64_t answers = IoAnswers();
-  const bool traffic = answers != ka_answers_;
-  ka_answers_ = answers;
-  if (keep_alive_outstanding_) return;  // the previous one is still out; its timeout decides
-  // Traffic-based keep-alive: such a controller restarts its timer on every command it
-  // processes, and it answered I/O in this half period (the kernel host skips it too).
-  if ((info_.ctratt & nvme::kCtrattTbkas) && traffic) return;
-  keep_alive_outstanding_ = true;
-  ka_sent_answers_ = answers;
-  SubmitAdmin(
-      nvme::BuildKeepAlive(), nullptr, 0,
-      [this](const IoResult& r) {
-        keep_alive_outstanding_ = false;
-        if (r.err == 0 && !r.ok()) ErrorRecovery(r.ToStatus("Keep Alive"));
-      },
-      /*timeout_ns=*/options_.kato_s * kSec, /*keep_alive=*/true);
-}
-
-void Controller::AdminTick() {
-  tick_timer_ = 0;
-  const int64_t now = MonotonicNanos();
-  bool timed = false;  // a command that can time out is still out
-  for (auto& [cookie, p] : admin_pending_) {
-    if (p.deadline_ns != 0) timed = true;
-    if (p.deadline_ns == 0 || now <= p.deadline_ns) continue;
-    if (p.keep_alive) {
-      // A Keep Alive answered late is not a dead controller while it answers I/O: the answer
-      // may wait behind a busy target's I/O. Wait another KATO for as long as I/O completes.
-      const uint64_t answers = IoAnswers();
-      if (answers != ka_sent_answers_) {
-        NLOG(WARNING) << name() << ": Keep Alive unanswered after " << options_.kato_s
-                      << " s while I/O completes: waiting for it";
-        ka_sent_answers_ = answers;
-        p.deadline_ns = now + int64_t{options_.kato_s} * kSec;
-        continue;
-      }
-    }
-    const std::string what = p.what;
-    if (admin_) admin_->Close(absl::DeadlineExceededError(what + " timed out (admin queue)"));
-    return;
-  }
-  if (timed) tick_timer_ = admin_reactor_->AddTimerAfter(kSec, [this] { AdminTick(); });
-}
-
 void Controller::OnConnectionClosed(TcpConnection* conn, const absl::Status& why) {
   if (conn != admin_.get()) return;
   dead_admins_.push_back(std::move(admin_));

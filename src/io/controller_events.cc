@@ -1,5 +1,6 @@
 // Controller: the ANA state of its namespaces (ANA log at bring-up, on ANA change notices and
-// after path errors; ANATT) and namespace attribute changes (Changed Namespace List, Identify).
+// after path errors; ANATT), namespace attribute changes (Changed Namespace List, Identify), and
+// keep-alive with the admin timeout check (TBKAS; a late answer while I/O completes).
 // Split from controller.cc by responsibility; the threading rules of controller.h apply.
 #include <algorithm>
 
@@ -8,6 +9,7 @@
 #include "base/endian.h"
 #include "base/log.h"
 #include "io/controller.h"
+#include "io/io_queue.h"
 #include "nvme/commands.h"
 
 namespace nvmf_ublk::io {
@@ -231,6 +233,65 @@ void Controller::CheckAnaTransition() {
                        anatt / kSec, " s)")));
     }
   });
+}
+
+// --- Keep-alive and the admin timeout check --------------------------------------------------
+
+uint64_t Controller::IoAnswers() const {
+  uint64_t n = 0;
+  for (const auto& q : io_queues_) {
+    if (q) n += q->answers();
+  }
+  return n;
+}
+
+void Controller::KeepAlive() {
+  keep_alive_timer_ = 0;
+  if (state_ != kLive) return;
+  keep_alive_timer_ =
+      admin_reactor_->AddTimerAfter(options_.kato_s * kSec / 2, [this] { KeepAlive(); });
+  const uint64_t answers = IoAnswers();
+  const bool traffic = answers != ka_answers_;
+  ka_answers_ = answers;
+  if (keep_alive_outstanding_) return;  // the previous one is still out; its timeout decides
+  // Traffic-based keep-alive: such a controller restarts its timer on every command it
+  // processes, and it answered I/O in this half period (the kernel host skips it too).
+  if ((info_.ctratt & nvme::kCtrattTbkas) && traffic) return;
+  keep_alive_outstanding_ = true;
+  ka_sent_answers_ = answers;
+  SubmitAdmin(
+      nvme::BuildKeepAlive(), nullptr, 0,
+      [this](const IoResult& r) {
+        keep_alive_outstanding_ = false;
+        if (r.err == 0 && !r.ok()) ErrorRecovery(r.ToStatus("Keep Alive"));
+      },
+      /*timeout_ns=*/options_.kato_s * kSec, /*keep_alive=*/true);
+}
+
+void Controller::AdminTick() {
+  tick_timer_ = 0;
+  const int64_t now = MonotonicNanos();
+  bool timed = false;  // a command that can time out is still out
+  for (auto& [cookie, p] : admin_pending_) {
+    if (p.deadline_ns != 0) timed = true;
+    if (p.deadline_ns == 0 || now <= p.deadline_ns) continue;
+    if (p.keep_alive) {
+      // A Keep Alive answered late is not a dead controller while it answers I/O: the answer
+      // may wait behind a busy target's I/O. Wait another KATO for as long as I/O completes.
+      const uint64_t answers = IoAnswers();
+      if (answers != ka_sent_answers_) {
+        NLOG(WARNING) << name() << ": Keep Alive unanswered after " << options_.kato_s
+                      << " s while I/O completes: waiting for it";
+        ka_sent_answers_ = answers;
+        p.deadline_ns = now + int64_t{options_.kato_s} * kSec;
+        continue;
+      }
+    }
+    const std::string what = p.what;
+    if (admin_) admin_->Close(absl::DeadlineExceededError(what + " timed out (admin queue)"));
+    return;
+  }
+  if (timed) tick_timer_ = admin_reactor_->AddTimerAfter(kSec, [this] { AdminTick(); });
 }
 
 }  // namespace nvmf_ublk::io
