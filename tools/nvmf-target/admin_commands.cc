@@ -156,7 +156,9 @@ Connection::Outcome Connection::ExecuteConnect(Request& req) {
     return invalid(true, offsetof(nvme::ConnectData, subnqn),
                    absl::StrFormat("unknown subsystem '%s'", subnqn));
   }
-  if (!ValidateNqn(hostnqn).ok()) {
+  // An empty host NQN is what SPDK's initiator sends unless told one; nvmet and SPDK's target
+  // accept it where any host may connect, and so does this one. A malformed one is refused.
+  if (!hostnqn.empty() && !ValidateNqn(hostnqn).ok()) {
     return invalid(true, offsetof(nvme::ConnectData, hostnqn),
                    absl::StrFormat("invalid host NQN '%s'", hostnqn));
   }

@@ -443,6 +443,17 @@ std::optional<tcp::PduError> Connection::OnCapsule(const nvme::Sqe& sqe, bool dd
     if (qid_ == 0) last_admin_cmd_ns_ = MonotonicNanos();
     if (ctrl_ && ctrl_->tbkas)
       ctrl_->last_command_ns.store(MonotonicNanos(), std::memory_order_relaxed);
+    // SPDK's host, shutting down, reuses the command IDs of its outstanding Asynchronous Event
+    // Requests (it has given them up); nvmet does not check. Such an AER is dropped, unanswered.
+    if (qid_ == 0 && active_cids_.count(req.cid) != 0) {
+      auto aer = std::find(aer_cids_.begin(), aer_cids_.end(), req.cid);
+      if (aer != aer_cids_.end()) {
+        NLOG(INFO) << name_ << ": command ID " << req.cid
+                   << " of an outstanding AER reused by the host: that AER is dropped";
+        aer_cids_.erase(aer);
+        active_cids_.erase(req.cid);
+      }
+    }
     if (!active_cids_.insert(req.cid).second) {
       NLOG(WARNING) << name_ << ": command ID " << req.cid << " is already in use";
       req.status = nvme::MakeStatus(nvme::kSctGeneric, nvme::kScCidConflict, true);

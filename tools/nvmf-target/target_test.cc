@@ -218,6 +218,37 @@ TEST_F(TargetTest, CapsuleBeforeIcReqIsASequenceError) {
   EXPECT_TRUE((*raw)->WaitEof());
 }
 
+// SPDK's host, shutting down, reuses the CID of an Asynchronous Event Request still outstanding
+// (for Property Get CC); nvmet accepts that. Here too: the AER is dropped, the new command runs.
+TEST_F(TargetTest, ReusedCidOfAnOutstandingAerIsAccepted) {
+  Start(BaseConfig());
+  auto raw = RawConnection::Connect(ports_[0]);
+  ASSERT_THAT(raw, IsOk());
+  ASSERT_THAT((*raw)->Handshake(), IsOk());
+  auto connected = (*raw)->ConnectQueue(kNqn, 0, 0xFFFF);
+  ASSERT_THAT(connected, IsOk());
+  ASSERT_EQ(connected->status.get() >> 1, 0);
+  nvme::Sqe enable = nvme::BuildPropertySet(nvme::Property::kCc,
+                                            nvme::kCcEnable | nvme::kCcIosqes | nvme::kCcIocqes);
+  enable.cid.set(1);
+  ASSERT_THAT((*raw)->SendCapsule(enable, {}), IsOk());
+  auto enabled = (*raw)->Receive();
+  ASSERT_THAT(enabled, IsOk());
+  ASSERT_EQ(enabled->type, tcp::PduType::kCapsuleResp);
+  ASSERT_EQ(enabled->as<tcp::CapsuleRespPdu>().cqe.status.get() >> 1, 0);
+  nvme::Sqe aer = nvme::BuildAsyncEventRequest();
+  aer.cid.set(3);
+  ASSERT_THAT((*raw)->SendCapsule(aer, {}), IsOk());
+  nvme::Sqe ka = nvme::BuildKeepAlive();
+  ka.cid.set(3);
+  ASSERT_THAT((*raw)->SendCapsule(ka, {}), IsOk());
+  auto pdu = (*raw)->Receive();
+  ASSERT_THAT(pdu, IsOk());
+  ASSERT_EQ(pdu->type, tcp::PduType::kCapsuleResp);
+  EXPECT_EQ(pdu->as<tcp::CapsuleRespPdu>().cqe.cid.get(), 3);
+  EXPECT_EQ(pdu->as<tcp::CapsuleRespPdu>().cqe.status.get() >> 1, 0);
+}
+
 TEST_F(TargetTest, HeaderDigestErrorGetsTermReq) {
   Start(BaseConfig());
   auto raw = RawConnection::Connect(ports_[0]);
@@ -367,11 +398,12 @@ TEST_F(TargetTest, ConnectRejectsWrongSubsystemHostAndController) {
   locked.namespaces = {ns};
   c.subsystems.push_back(locked);
   Start(c);
-  auto connect = [&](const std::string& nqn, uint16_t qid, uint16_t cntlid) -> nvme::Cqe {
+  auto connect = [&](const std::string& nqn, uint16_t qid, uint16_t cntlid,
+                     const std::string& hostnqn = testing::kHostNqn) -> nvme::Cqe {
     auto raw = RawConnection::Connect(ports_[0]);
     EXPECT_THAT(raw, IsOk());
     EXPECT_THAT((*raw)->Handshake(), IsOk());
-    auto cqe = (*raw)->ConnectQueue(nqn, qid, cntlid);
+    auto cqe = (*raw)->ConnectQueue(nqn, qid, cntlid, 0, hostnqn);
     EXPECT_THAT(cqe, IsOk());
     return cqe.ok() ? *cqe : nvme::Cqe{};
   };
@@ -386,6 +418,15 @@ TEST_F(TargetTest, ConnectRejectsWrongSubsystemHostAndController) {
   EXPECT_EQ(status(cqe),
             nvme::MakeStatus(nvme::kSctCommandSpecific, nvme::kScConnectInvalidHost, true));
   EXPECT_EQ(cqe.dw0.get(), (1u << 16) | 512u);  // HOSTNQN
+
+  // An empty host NQN (SPDK's initiator sends one unless told otherwise): accepted where any host
+  // may connect (as nvmet and SPDK's target do), refused where hosts are listed; a malformed one
+  // is refused everywhere.
+  EXPECT_EQ(status(connect(kNqn, 0, 0xFFFF, "")), 0);
+  EXPECT_EQ(status(connect(locked.nqn, 0, 0xFFFF, "")),
+            nvme::MakeStatus(nvme::kSctCommandSpecific, nvme::kScConnectInvalidHost, true));
+  EXPECT_EQ(status(connect(kNqn, 0, 0xFFFF, "not an nqn")),
+            nvme::MakeStatus(nvme::kSctCommandSpecific, nvme::kScConnectInvalidParameters, true));
 
   cqe = connect(kNqn, 1, 0x1234);  // I/O queue of a controller that does not exist
   EXPECT_EQ(status(cqe),

@@ -391,7 +391,11 @@ absl::StatusOr<nvme::Cqe> RawConnection::ConnectQueue(const std::string& subnqn,
   sqe.cid.set(0x77);
   uint8_t hostid[16];
   for (int i = 0; i < 16; ++i) hostid[i] = static_cast<uint8_t>(0xA0 + i);
-  ASSIGN_OR_RETURN(nvme::ConnectData data, nvme::BuildConnectData(hostid, cntlid, subnqn, hostnqn));
+  ASSIGN_OR_RETURN(nvme::ConnectData data,
+                   nvme::BuildConnectData(hostid, cntlid, subnqn, kHostNqn));
+  // The host NQN as given, raw (a raw connection may send what a host library would refuse).
+  std::memset(data.hostnqn, 0, sizeof(data.hostnqn));
+  std::memcpy(data.hostnqn, hostnqn.data(), std::min(hostnqn.size(), sizeof(data.hostnqn)));
   RETURN_IF_ERROR(SendCapsule(sqe, {reinterpret_cast<const uint8_t*>(&data), sizeof(data)}));
   ASSIGN_OR_RETURN(Pdu pdu, Receive());
   if (pdu.type != tcp::PduType::kCapsuleResp) {
