@@ -4,7 +4,7 @@
 BUILD_PACKAGES=(
   g++ cmake ninja-build pkg-config
   libabsl-dev liburing-dev libnvme-dev libjson-c-dev libisal-dev libcli11-dev nlohmann-json3-dev
-  libsystemd-dev
+  libsystemd-dev libssl-dev
   libgtest-dev libgmock-dev
 )
 # clang + its runtime for the libFuzzer and sanitizer builds.
