@@ -133,6 +133,27 @@ ConnectResult ParseConnectResult(const Cqe& cqe) {
   return ConnectResult{static_cast<uint16_t>(dw0 & 0xFFFF), static_cast<uint16_t>(dw0 >> 16)};
 }
 
+namespace {
+Sqe BuildAuth(FabricsType type, uint8_t secp, uint8_t spsp0, uint8_t spsp1, uint32_t len) {
+  Sqe sqe = NewFabrics(type);
+  uint8_t* ts = AsFabrics(sqe)->ts;
+  ts[0] = 0;               // NSSF (byte 40)
+  ts[1] = spsp0;           // byte 41
+  ts[2] = spsp1;           // byte 42
+  ts[3] = secp;            // byte 43
+  StoreLe32(ts + 4, len);  // TL / AL (byte 44)
+  return sqe;
+}
+}  // namespace
+
+Sqe BuildAuthSend(uint8_t secp, uint8_t spsp0, uint8_t spsp1, uint32_t tl) {
+  return BuildAuth(FabricsType::kAuthSend, secp, spsp0, spsp1, tl);
+}
+
+Sqe BuildAuthReceive(uint8_t secp, uint8_t spsp0, uint8_t spsp1, uint32_t al) {
+  return BuildAuth(FabricsType::kAuthReceive, secp, spsp0, spsp1, al);
+}
+
 Sqe BuildPropertyGet(Property property) {
   Sqe sqe = NewFabrics(FabricsType::kPropertyGet);
   uint8_t* ts = AsFabrics(sqe)->ts;

@@ -40,6 +40,10 @@ ConnectResult ParseConnectResult(const Cqe& cqe);
 
 Sqe BuildPropertyGet(Property property);
 Sqe BuildPropertySet(Property property, uint64_t value);
+// Authentication Send / Receive (Base 2.0 §6.1, §6.2): SECP, SPSP0, SPSP1 in CDW10 bits 31:8, the
+// transfer (TL) or allocation (AL) length in CDW11.
+Sqe BuildAuthSend(uint8_t secp, uint8_t spsp0, uint8_t spsp1, uint32_t tl);
+Sqe BuildAuthReceive(uint8_t secp, uint8_t spsp0, uint8_t spsp1, uint32_t al);
 // Value of a Property Get completion (8-byte properties use DW1 as the high half).
 uint64_t PropertyValue(const Cqe& cqe);
 

@@ -83,6 +83,20 @@ TEST(Commands, ConnectResult) {
   EXPECT_EQ(r.authreq, 1);
 }
 
+TEST(Commands, AuthSendReceiveKnownBytes) {
+  // The kernel host's DH-HMAC-CHAP commands: SECP E9h, SPSP0 = SPSP1 = 01h.
+  Sqe send = BuildAuthSend(0xE9, 1, 1, 72);
+  EXPECT_THAT(Bytes(&send, 64),
+              ElementsAreArray(Image(
+                  {{0, 0x7F}, {1, 0x40}, {4, 0x05}, {41, 1}, {42, 1}, {43, 0xE9}, {44, 72}})));
+  EXPECT_EQ(DirectionOf(send), DataDirection::kHostToController);
+  Sqe recv = BuildAuthReceive(0xE9, 1, 1, 4096);
+  EXPECT_THAT(Bytes(&recv, 64),
+              ElementsAreArray(Image(
+                  {{0, 0x7F}, {1, 0x40}, {4, 0x06}, {41, 1}, {42, 1}, {43, 0xE9}, {45, 0x10}})));
+  EXPECT_EQ(DirectionOf(recv), DataDirection::kControllerToHost);
+}
+
 TEST(Commands, PropertyGetSetKnownBytes) {
   Sqe get_cap = BuildPropertyGet(Property::kCap);
   EXPECT_THAT(Bytes(&get_cap, 64),

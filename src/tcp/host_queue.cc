@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "auth/dhchap_messages.h"
 #include "base/log.h"
 #include "nvme/status.h"
 #include "tcp/crc32c.h"
@@ -15,6 +16,7 @@ namespace nvmf_ublk::tcp {
 namespace {
 
 constexpr uint64_t kConnectCookie = ~uint64_t{0};
+constexpr uint64_t kAuthCookie = ~uint64_t{1};
 
 uint32_t BitsFor(uint32_t n) {  // bits needed to index n slots
   uint32_t bits = 0;
@@ -32,6 +34,8 @@ const char* HostQueue::ToString(State state) {
       return "wait-icresp";
     case State::kConnecting:
       return "connecting";
+    case State::kAuthenticating:
+      return "authenticating";
     case State::kLive:
       return "live";
     case State::kFailed:
@@ -60,7 +64,7 @@ HostQueue::HostQueue(const HostQueueOptions& options, HostQueueObserver* observe
   send_ring_.resize(2 * depth + 4);
 }
 
-HostQueue::~HostQueue() = default;
+HostQueue::~HostQueue() { auth::Wipe(auth_buf_); }
 
 void HostQueue::SetState(State next) {
   if (next == state_) return;
@@ -112,6 +116,7 @@ int HostQueue::SubmitInternal(const nvme::Sqe& sqe, void* data, uint32_t len, ui
   s.cid = static_cast<uint16_t>((uint32_t{s.gen} << index_bits_) | index);
   s.busy = true;
   s.internal = internal;
+  s.allow_short = false;
   s.response = false;
   s.header_sent = false;
   s.capsule_sent = false;
@@ -294,7 +299,8 @@ std::optional<PduError> HostQueue::CheckSuccessAllowed(const Slot& s, const char
     } else if (s.r2t_count > 0) {
       missing = "all data it asked for was sent";
     }
-  } else if (s.dir == nvme::DataDirection::kControllerToHost && s.received != s.len) {
+  } else if (s.dir == nvme::DataDirection::kControllerToHost && s.received != s.len &&
+             !s.allow_short) {
     missing = absl::StrFormat("it sent all data (%u of %u bytes)", s.received, s.len);
   }
   if (missing.empty()) return std::nullopt;
@@ -544,12 +550,15 @@ void HostQueue::Finish(uint16_t index) {
   const nvme::Cqe cqe = s.cqe;
   const int error = s.error;
   const bool internal = s.internal;
+  const uint32_t received = s.received;
   s.busy = false;
   s.data = nullptr;
   free_[(free_head_ + free_count_) % free_.size()] = index;
   ++free_count_;
   if (internal) {
-    if (state_ == State::kConnecting && error == 0) OnConnectDone(cqe);
+    if (error != 0) return;  // the queue is failing; OnQueueFailed tells the owner
+    if (state_ == State::kConnecting && cookie == kConnectCookie) OnConnectDone(cqe);
+    if (state_ == State::kAuthenticating && cookie == kAuthCookie) OnAuthCommandDone(cqe, received);
     return;
   }
   observer_->OnCommandDone(cookie, cqe, error);
@@ -585,15 +594,86 @@ void HostQueue::OnConnectDone(const nvme::Cqe& cqe) {
     return;
   }
   const nvme::ConnectResult result = nvme::ParseConnectResult(cqe);
+  cntlid_ = options_.qid == 0 ? result.cntlid : options_.cntlid;
   if (result.authreq != 0) {
-    Fail(absl::UnimplementedError(
-        "the controller requires in-band authentication (DH-HMAC-CHAP), which nvmf-ublk does not "
-        "support yet"));
+    if (!options_.dhchap) {
+      Fail(absl::UnauthenticatedError(
+          "the controller requires in-band authentication (DH-HMAC-CHAP): give the host's "
+          "secret with --dhchap-secret (DHHC-1:...)"));
+      return;
+    }
+    dhchap_ = std::make_unique<auth::DhchapHost>(options_.dhchap, options_.hostnqn, options_.subnqn,
+                                                 options_.auth_transaction);
+    SetState(State::kAuthenticating);
+    AuthNext();
     return;
   }
-  cntlid_ = options_.qid == 0 ? result.cntlid : options_.cntlid;
+  if (options_.dhchap && options_.dhchap->ctrl_key) {
+    Fail(absl::UnauthenticatedError(
+        "--dhchap-ctrl-secret was given, but the controller did not ask for authentication, so "
+        "it cannot be authenticated (is DH-HMAC-CHAP configured for this host on the target?)"));
+    return;
+  }
   SetState(State::kLive);
   observer_->OnQueueLive(cntlid_);
+}
+
+void HostQueue::AuthNext() {
+  using Step = auth::DhchapHost::Step;
+  auth::DhchapHost& d = *dhchap_;
+  if (d.step() == Step::kDone) {
+    std::string what = absl::StrCat("authenticated (DH-HMAC-CHAP, ", auth::ToString(d.hash()), ", ",
+                                    auth::ToString(d.dhgroup()),
+                                    d.bidirectional() ? ", controller authenticated too)" : ")");
+    if (options_.qid == 0) {
+      NLOG(INFO) << options_.name << ": " << what;
+    } else {
+      NLOG(DEBUG) << options_.name << ": " << what;
+    }
+    dhchap_.reset();
+    auth::Wipe(auth_buf_);
+    SetState(State::kLive);
+    observer_->OnQueueLive(cntlid_);
+    return;
+  }
+  if (d.step() == Step::kFailed) {
+    absl::Status why = d.result();
+    dhchap_.reset();
+    auth::Wipe(auth_buf_);
+    Fail(why);
+    return;
+  }
+  nvme::Sqe sqe;
+  auth_sending_ = d.sending();
+  if (auth_sending_) {
+    auth_buf_ = d.outgoing();
+    sqe = nvme::BuildAuthSend(auth::kSecpAuth, 1, 1, static_cast<uint32_t>(auth_buf_.size()));
+  } else {
+    auth_buf_.assign(auth::DhchapHost::kReceiveSize, 0);
+    sqe = nvme::BuildAuthReceive(auth::kSecpAuth, 1, 1, auth::DhchapHost::kReceiveSize);
+  }
+  const int rc = SubmitInternal(sqe, auth_buf_.data(), static_cast<uint32_t>(auth_buf_.size()),
+                                kAuthCookie, true);
+  if (rc < 0) {
+    Fail(absl::InternalError(absl::StrCat("authentication command not submitted: ", rc)));
+    return;
+  }
+  // The controller may return less than the allocation length (the message's own length).
+  if (!auth_sending_)
+    slots_[static_cast<uint16_t>(rc) & ((1u << index_bits_) - 1)].allow_short = true;
+}
+
+void HostQueue::OnAuthCommandDone(const nvme::Cqe& cqe, uint32_t received) {
+  const nvme::CompletionStatus status{static_cast<uint16_t>(cqe.status.get() >> 1)};
+  if (!status.ok()) {
+    dhchap_->OnCommandFailed(
+        nvme::ToStatus(status, auth_sending_ ? "Authentication Send" : "Authentication Receive"));
+  } else if (auth_sending_) {
+    dhchap_->OnSent();
+  } else {
+    dhchap_->OnReceived(std::span<const uint8_t>(auth_buf_.data(), received));
+  }
+  AuthNext();
 }
 
 void HostQueue::FailWithTermReq(const PduError& err) {

@@ -1,7 +1,9 @@
 // The host side of one NVMe/TCP queue (admin or I/O) as a sans-I/O state machine:
 //
 //   Idle --Start()--> WaitIcResp --ICResp ok--> Connecting --Connect ok--> Live
-//     any state --protocol error / C2HTermReq / Connect rejected--> Failed
+//                                                  |                           ^
+//                                         AUTHREQ set --> Authenticating --+ (DH-HMAC-CHAP done)
+//     any state --protocol error / C2HTermReq / Connect rejected / authentication failed--> Failed
 //
 // Bytes in: Feed() (or RecvBuffer()/Commit() to receive in place). Bytes out: PendingSend() lists
 // the next bytes to write, in order, as iovecs; SendComplete(n) reports how many were written. It
@@ -37,6 +39,11 @@
 // - On a protocol error the H2CTermReq is not queued behind other PDUs: BeginTermination() drops
 //   every unsent PDU except the rest of one already partly written (the stream must stay framed)
 //   and puts the TermReq next, so a transport that writes PendingSend() sends it promptly.
+// - In-band authentication (Base 2.0 §8.13.5): a Connect response with AUTHREQ set is followed by
+//   the DH-HMAC-CHAP exchange (auth/dhchap.h) over Authentication Send / Receive on this queue;
+//   the queue is live only once it succeeded. Without a host key such a queue fails with
+//   kUnauthenticated; with a controller key (bidirectional) a controller that does not ask for
+//   authentication is refused, as it could not be authenticated.
 // - SQ flow control: at most queue_size - 1 commands in flight, and, unless disabled at Connect,
 //   no more than the SQ (tracked through SQHD) can hold.
 #ifndef NVMF_UBLK_TCP_HOST_QUEUE_H_
@@ -51,6 +58,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "auth/dhchap.h"
 #include "nvme/commands.h"
 #include "nvme/spec.h"
 #include "tcp/pdu.h"
@@ -78,6 +86,9 @@ struct HostQueueOptions {
   std::string hostnqn;
   std::array<uint8_t, 16> hostid{};
   std::string name;  // for log lines, e.g. "nqn...:q1"
+  // DH-HMAC-CHAP keys (null: none), shared by the queues of an association.
+  std::shared_ptr<const auth::DhchapHostConfig> dhchap;
+  uint16_t auth_transaction = 0;  // T_ID of this queue's authentication transaction
 };
 
 // What the ICResp granted.
@@ -107,7 +118,7 @@ class HostQueueObserver {
 class HostQueue final : private PduReceiver {
  public:
   static constexpr uint16_t kMaxQueueSize = 4096;
-  enum class State { kIdle, kWaitIcResp, kConnecting, kLive, kFailed };
+  enum class State { kIdle, kWaitIcResp, kConnecting, kAuthenticating, kLive, kFailed };
   static const char* ToString(State state);
 
   HostQueue(const HostQueueOptions& options, HostQueueObserver* observer);
@@ -175,7 +186,8 @@ class HostQueue final : private PduReceiver {
   static constexpr uint32_t kMaxR2t = 16;
   struct Slot {
     bool busy = false;
-    bool internal = false;  // Connect, issued by the queue itself
+    bool internal = false;     // Connect or authentication, issued by the queue itself
+    bool allow_short = false;  // may complete with less C2H data than its length
     bool in_capsule = false;
     bool response = false;      // response received, completion deferred until sends drain
     bool header_sent = false;   // the capsule's PDU header has been handed to the socket
@@ -237,6 +249,9 @@ class HostQueue final : private PduReceiver {
   void CompleteIfDone(uint16_t index);
   void Finish(uint16_t index);
   void OnConnectDone(const nvme::Cqe& cqe);
+  // Issues the authentication command the exchange's step calls for, or ends the exchange.
+  void AuthNext();
+  void OnAuthCommandDone(const nvme::Cqe& cqe, uint32_t received);
   void AfterParse();
   void FailWithTermReq(const PduError& err);
   void SetState(State next);
@@ -269,6 +284,9 @@ class HostQueue final : private PduReceiver {
   uint32_t term_len_ = 0;     // an H2CTermReq is encoded in term_ and due
   bool term_queued_ = false;  // BeginTermination() put it in the send ring
   nvme::ConnectData connect_data_{};
+  std::unique_ptr<auth::DhchapHost> dhchap_;
+  std::vector<uint8_t> auth_buf_;  // the data of the authentication command in flight
+  bool auth_sending_ = false;      // ... an Auth Send (else an Auth Receive)
 };
 
 }  // namespace nvmf_ublk::tcp

@@ -136,18 +136,6 @@ TEST_F(HostQueueTest, ConnectInvalidParametersNamesTheField) {
   EXPECT_THAT(obs.failure.message(), HasSubstr("Connect Invalid Parameters"));
 }
 
-TEST_F(HostQueueTest, AuthenticationRequiredIsUnimplemented) {
-  HostQueue q(Opts(), &obs);
-  ASSERT_THAT(q.Start(), IsOk());
-  ctrl.Pump(q);
-  ctrl.IcResp();
-  ctrl.Deliver(q);
-  ctrl.Pump(q);
-  ctrl.Resp(ctrl.commands[0].sqe.cid.get(), 0, 0x00010001);
-  ctrl.Deliver(q);
-  EXPECT_THAT(obs.failure, StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("DH-HMAC-CHAP")));
-}
-
 TEST_F(HostQueueTest, ReadWithSeveralC2HDataThenResponse) {
   HostQueue q(Opts(1), &obs);
   Connect(q);
