@@ -36,6 +36,11 @@ struct ConnectArgs {
   int fast_io_fail_tmo = -1;  // seconds; -1: off
   bool hdr_digest = false;
   bool data_digest = false;
+  // DH-HMAC-CHAP secrets in nvme-cli's representation ("DHHC-1:hh:base64:"): the host's (-S), and
+  // the controller's (-C) for bidirectional authentication. Kept in the daemon's memory and its
+  // state file (mode 0600) for reconnects and restarts; never logged or listed.
+  std::string dhchap_secret;
+  std::string dhchap_ctrl_secret;
   // Multipath I/O policy of the devices this connect creates, or sets on the devices it adds a
   // path to: "round-robin", "queue-depth", "failover", "latency"; empty: round-robin for a new
   // device, unchanged for an existing one.

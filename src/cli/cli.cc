@@ -237,6 +237,24 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   CLI::App* gen_hostnqn = app.add_subcommand("gen-hostnqn", "print a new host NQN");
   CLI::App* show_hostnqn =
       app.add_subcommand("show-hostnqn", "print the host NQN of /etc/nvme/hostnqn");
+  std::string key_secret, key_nqn, check_key;
+  int key_length = 0, key_hmac = 0;
+  CLI::App* gen_key = app.add_subcommand(
+      "gen-dhchap-key", "print a new DH-HMAC-CHAP secret (nvme-cli's gen-dhchap-key)");
+  gen_key->add_option("-s,--secret", key_secret, "the secret, in hexadecimal (default: random)");
+  gen_key
+      ->add_option("-l,--key-length", key_length,
+                   "secret length: 32, 48 or 64 bytes (default 32; with --hmac, its length)")
+      ->check(CLI::IsMember({32, 48, 64}));
+  gen_key
+      ->add_option("-m,--hmac", key_hmac,
+                   "transform the secret for the NQN: 0 none, 1 SHA-256, 2 SHA-384, 3 SHA-512")
+      ->check(CLI::Range(0, 3));
+  gen_key->add_option("-n,--nqn", key_nqn,
+                      "the host NQN the key is for (with --hmac; default /etc/nvme/hostnqn)");
+  CLI::App* check_key_cmd =
+      app.add_subcommand("check-dhchap-key", "check a DH-HMAC-CHAP secret's format and CRC");
+  check_key_cmd->add_option("-k,--key", check_key, "the key, DHHC-1:hh:base64:")->required();
 
   std::string udev_name;
   std::string state_dir = "/run/nvmf-ublk";
@@ -284,6 +302,10 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   if (app.got_subcommand(discover)) return RunDiscover(disc_o, out, err);
   if (app.got_subcommand(gen_hostnqn)) return RunGenHostNqn(out);
   if (app.got_subcommand(show_hostnqn)) return RunShowHostNqn(out, err);
+  if (app.got_subcommand(gen_key)) {
+    return RunGenDhchapKey(key_secret, key_length, key_hmac, key_nqn, out, err);
+  }
+  if (app.got_subcommand(check_key_cmd)) return RunCheckDhchapKey(check_key, out, err);
   if (app.got_subcommand(connect_all)) {
     // The files' errors before the daemon is asked anything.
     if (!all_o.refused.empty()) {

@@ -5,8 +5,10 @@
 #include <set>
 #include <sstream>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "auth/dhchap_key.h"
 #include "base/status.h"
 #include "control/protocol.h"
 #include "discovery/config_file.h"
@@ -151,7 +153,22 @@ void AddFabricsOptions(CLI::App* app, FabricsOptions* o, Verb verb) {
           ->group("Refused (nvme-cli options nvmf-ublk does not support)");
     }
   };
-  refuse("-S,--dhchap-secret", "in-band authentication (DH-HMAC-CHAP) is not supported yet", true);
+  app->add_option("-S,--dhchap-secret", a.dhchap_secret,
+                  "the host's DH-HMAC-CHAP secret (DHHC-1:hh:base64:, as from gen-dhchap-key)");
+  // A secret in a file stays out of the process list and shell history.
+  auto secret_file = [o](std::string* dest, const char* flag) {
+    return [o, dest, flag](const std::string& path) {
+      auto text = auth::ReadSecretFile(path);
+      if (text.ok()) {
+        *dest = *text;
+      } else {
+        o->refused.push_back(absl::StrCat(flag, ": ", text.status().message()));
+      }
+    };
+  };
+  app->add_option_function<std::string>(
+      "--dhchap-secret-file", secret_file(&a.dhchap_secret, "--dhchap-secret-file"),
+      "read --dhchap-secret from this file (its first line; mode 0600 or stricter)");
   refuse("--tls", "TLS is not supported yet", false);
   refuse("--keyring", "TLS is not supported yet", true);
   refuse("--tls_key,--tls-key", "TLS is not supported yet", true);
@@ -184,8 +201,12 @@ void AddFabricsOptions(CLI::App* app, FabricsOptions* o, Verb verb) {
   app->add_option("--owner,--context", a.owner,
                   "tag the connections (disconnect-all --owner removes only those; nvme-cli's "
                   "--context)");
-  refuse("-C,--dhchap-ctrl-secret", "in-band authentication (DH-HMAC-CHAP) is not supported yet",
-         true);
+  app->add_option("-C,--dhchap-ctrl-secret", a.dhchap_ctrl_secret,
+                  "the controller's DH-HMAC-CHAP secret: the controller must prove it holds it "
+                  "(bidirectional authentication)");
+  app->add_option_function<std::string>(
+      "--dhchap-ctrl-secret-file", secret_file(&a.dhchap_ctrl_secret, "--dhchap-ctrl-secret-file"),
+      "read --dhchap-ctrl-secret from this file (mode 0600 or stricter)");
   refuse("-W,--nr-write-queues", "ublk queues carry reads and writes alike (no write queues)",
          true);
   refuse("-P,--nr-poll-queues", "no polled queues (see nvmf-ublkd)", true);
@@ -218,6 +239,9 @@ absl::StatusOr<FabricsOptions> ParseConfLine(const std::vector<std::string>& arg
   if (o.args.traddr.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(where, ": no traddr (-a)"));
   }
+  if (absl::Status s = control::DhchapConfigFor(o.args).status(); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": ", s.message()));
+  }
   return o;
 }
 
@@ -240,6 +264,10 @@ absl::StatusOr<std::vector<FabricsOptions>> DiscoveryControllersFromFiles(
       if (!o.args.hostnqn.empty()) merged.args.hostnqn = o.args.hostnqn;
       if (!o.args.hostid.empty()) merged.args.hostid = o.args.hostid;
       if (o.keep_alive_given) merged.args.keep_alive_tmo = o.args.keep_alive_tmo;
+      if (!o.args.dhchap_secret.empty()) merged.args.dhchap_secret = o.args.dhchap_secret;
+      if (!o.args.dhchap_ctrl_secret.empty()) {
+        merged.args.dhchap_ctrl_secret = o.args.dhchap_ctrl_secret;
+      }
       merged.args.hdr_digest |= o.args.hdr_digest;
       merged.args.data_digest |= o.args.data_digest;
       merged.persistent |= o.persistent;
@@ -321,6 +349,9 @@ int RunDiscover(const FabricsOptions& cmd, std::ostream& out, std::ostream& err)
     opts.hdr_digest = t.args.hdr_digest;
     opts.data_digest = t.args.data_digest;
     opts.tos = t.args.tos;
+    auto dhchap = control::DhchapConfigFor(t.args);
+    if (!dhchap.ok()) return Fail(err, dhchap.status());
+    opts.dhchap = *dhchap;
     auto logs = discovery::DiscoverWithReferrals(engine->get(), opts);
     if (!logs.ok()) {
       err << "nvmf-ublk: discover " << opts.traddr << ":" << opts.trsvcid << ": "
@@ -486,6 +517,49 @@ int RunListSubsys(ControlClient* client, const std::string& output, std::ostream
 
 int RunGenHostNqn(std::ostream& out) {
   out << discovery::GenerateHostNqn() << "\n";
+  return 0;
+}
+
+int RunGenDhchapKey(const std::string& secret_hex, int length, int hmac, const std::string& nqn,
+                    std::ostream& out, std::ostream& err) {
+  const auto hash = static_cast<auth::HashId>(hmac);
+  std::string use_nqn = nqn;
+  if (hmac != 0 && use_nqn.empty()) {
+    auto id = discovery::ResolveHostIdentity("", "");
+    if (!id.ok() || id->nqn_generated) {
+      err << "nvmf-ublk: a transformed key (--hmac " << hmac << ") is bound to a host NQN: give "
+          << "-n/--nqn, or create " << discovery::NvmeConfigDir() << "/hostnqn\n";
+      return 1;
+    }
+    use_nqn = id->hostnqn;
+  }
+  auth::Bytes secret;
+  if (!secret_hex.empty()) {
+    std::string raw;
+    if (secret_hex.size() % 2 != 0 ||
+        secret_hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+      err << "nvmf-ublk: --secret must be hexadecimal digits, two per byte\n";
+      return 1;
+    }
+    raw = absl::HexStringToBytes(absl::string_view(secret_hex.data(), secret_hex.size()));
+    secret.assign(raw.begin(), raw.end());
+    std::fill(raw.begin(), raw.end(), '\0');
+  }
+  size_t len = length > 0        ? static_cast<size_t>(length)
+               : !secret.empty() ? secret.size()
+               : hmac != 0       ? auth::HashLength(hash)
+                                 : 32;
+  auto key = auth::GenerateDhchapKey(hash, len, std::move(secret), use_nqn);
+  if (!key.ok()) return Fail(err, key.status());
+  out << auth::FormatDhchapKey(*key) << "\n";
+  return 0;
+}
+
+int RunCheckDhchapKey(const std::string& key, std::ostream& out, std::ostream& err) {
+  auto k = auth::ParseDhchapKey(key);
+  if (!k.ok()) return Fail(err, k.status());
+  out << "valid DH-HMAC-CHAP key: " << k->secret.size() << "-byte secret, transform "
+      << auth::ToString(k->transform) << "\n";
   return 0;
 }
 

@@ -22,7 +22,8 @@ struct FabricsOptions {
   bool quiet = false;    // discover/connect-all --quiet: no notes, errors only
   bool verbose = false;  // connect-all -v: one line per record on stderr
   std::string output = "normal";
-  // Options nvme-cli has that nvmf-ublk refuses (name -> why); filled when given.
+  // Options nvme-cli has that nvmf-ublk refuses (name -> why), and options it cannot use (a secret
+  // file it cannot read); filled when given.
   std::vector<std::string> refused;
 };
 
@@ -54,6 +55,13 @@ void PrintDiscoveryControllers(const std::vector<DiscoveryControllerInfo>& dcs, 
 int RunListSubsys(ControlClient* client, const std::string& output, std::ostream& out,
                   std::ostream& err);
 int RunGenHostNqn(std::ostream& out);
+// nvme-cli's gen-dhchap-key: a DH-HMAC-CHAP secret, random unless `secret_hex` is given; with
+// `hmac` 1-3 it is transformed for `nqn` (default: the host NQN of /etc/nvme/hostnqn). `length`
+// 0: 32 bytes, or the hash's length with a transform.
+int RunGenDhchapKey(const std::string& secret_hex, int length, int hmac, const std::string& nqn,
+                    std::ostream& out, std::ostream& err);
+// nvme-cli's check-dhchap-key: whether `key` is a well-formed secret (CRC included).
+int RunCheckDhchapKey(const std::string& key, std::ostream& out, std::ostream& err);
 int RunShowHostNqn(std::ostream& out, std::ostream& err);
 
 // Resolves the host identity for a connecting command; a generated one is saved to

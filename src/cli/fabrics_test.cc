@@ -3,6 +3,7 @@
 #include "cli/fabrics.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -68,11 +69,18 @@ class FabricsCli : public ::testing::Test {
 };
 
 TEST_F(FabricsCli, RefusedOptionsSayWhy) {
-  Result r =
-      Cli({"connect", "-a", "127.0.0.1", "-n", "nqn.x:y", "--dhchap-secret", "DHHC-1:00:x:"});
+  // A secret file others can read is refused before anything is sent.
+  Write("secret", "DHHC-1:00:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:\n");
+  chmod((dir_ + "/secret").c_str(), 0644);
+  Result r = Cli({"--socket", "/nonexistent/sock", "connect", "-a", "127.0.0.1", "-n", "nqn.x:y",
+                  "--dhchap-secret-file", dir_ + "/secret"});
   EXPECT_EQ(r.rc, 2);
-  EXPECT_THAT(r.err, HasSubstr("--dhchap-secret: in-band authentication (DH-HMAC-CHAP) is not "
-                               "supported yet"));
+  EXPECT_THAT(r.err, HasSubstr("--dhchap-secret-file: secret file"));
+  EXPECT_THAT(r.err, HasSubstr("chmod 600"));
+  r = Cli({"--socket", "/nonexistent/sock", "connect", "-a", "127.0.0.1", "-n", "nqn.x:y",
+           "--dhchap-ctrl-secret-file", dir_ + "/nonexistent"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_THAT(r.err, HasSubstr("cannot open secret file"));
   r = Cli({"connect", "-a", "127.0.0.1", "-n", "nqn.x:y", "-W", "2"});
   EXPECT_EQ(r.rc, 2);
   EXPECT_THAT(r.err, HasSubstr("--nr-write-queues"));
@@ -112,9 +120,16 @@ TEST_F(FabricsCli, DiscoveryConfErrorsNameTheLine) {
   r = Cli({"--socket", "/nonexistent/sock", "connect-all"});
   EXPECT_EQ(r.rc, 1);  // the refused --tls on the line, before the daemon is asked
   EXPECT_THAT(r.err, HasSubstr("discovery.conf:1: --tls: TLS is not supported yet"));
-  Write("discovery.conf", "-a 127.0.0.1 -s 1 --dhchap-secret x\n");
-  EXPECT_THAT(DiscoveryControllersFromFiles(FabricsOptions{}).status().message(),
-              HasSubstr("discovery.conf:1: --dhchap-secret"));
+  // DH-HMAC-CHAP secrets on a line are checked there (and never echoed).
+  Write("discovery.conf", "-a 127.0.0.1 -s 1 --dhchap-secret DHHC-1:00:xyzw:\n");
+  auto bad = DiscoveryControllersFromFiles(FabricsOptions{});
+  EXPECT_THAT(bad.status().message(), HasSubstr("discovery.conf:1: --dhchap-secret: bad"));
+  EXPECT_THAT(bad.status().message(), testing::Not(HasSubstr("xyzw")));
+  const std::string key = "DHHC-1:00:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:";
+  Write("discovery.conf", "-a 127.0.0.1 -s 1 -S " + key + "\n");
+  auto good = DiscoveryControllersFromFiles(FabricsOptions{});
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_EQ((*good)[0].args.dhchap_secret, key);
 }
 
 TEST_F(FabricsCli, DiscoverFollowsReferralsInNvmeCliShapes) {

@@ -85,6 +85,8 @@ json ToJson(const ConnectArgs& a) {
               {"fast_io_fail_tmo", a.fast_io_fail_tmo},
               {"hdr_digest", a.hdr_digest},
               {"data_digest", a.data_digest},
+              {"dhchap_secret", a.dhchap_secret},
+              {"dhchap_ctrl_secret", a.dhchap_ctrl_secret},
               {"iopolicy", a.iopolicy},
               {"ghost_write_hold", a.ghost_write_hold},
               {"duplicate_connect", a.duplicate_connect},
@@ -112,6 +114,8 @@ absl::StatusOr<ConnectArgs> ConnectArgsFromJson(const json& j) {
                          Get(j, "fast_io_fail_tmo", &a.fast_io_fail_tmo),
                          Get(j, "hdr_digest", &a.hdr_digest),
                          Get(j, "data_digest", &a.data_digest),
+                         Get(j, "dhchap_secret", &a.dhchap_secret),
+                         Get(j, "dhchap_ctrl_secret", &a.dhchap_ctrl_secret),
                          Get(j, "iopolicy", &a.iopolicy),
                          Get(j, "ghost_write_hold", &a.ghost_write_hold),
                          Get(j, "duplicate_connect", &a.duplicate_connect),
@@ -143,7 +147,32 @@ absl::StatusOr<ConnectArgs> ConnectArgsFromJson(const json& j) {
         absl::StrCat("unknown I/O policy '", a.iopolicy,
                      "' (choose round-robin, queue-depth, failover or latency)"));
   }
+  if (absl::Status s = DhchapConfigFor(a).status(); !s.ok()) return s;
   return a;
+}
+
+absl::StatusOr<std::shared_ptr<const auth::DhchapHostConfig>> DhchapConfigFor(
+    const ConnectArgs& a) {
+  if (a.dhchap_secret.empty() && a.dhchap_ctrl_secret.empty()) return nullptr;
+  if (a.dhchap_secret.empty()) {
+    return absl::InvalidArgumentError(
+        "--dhchap-ctrl-secret needs --dhchap-secret too: the host authenticates itself first");
+  }
+  auto config = std::make_shared<auth::DhchapHostConfig>();
+  auto host = auth::ParseDhchapKey(a.dhchap_secret);
+  if (!host.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--dhchap-secret: ", host.status().message()));
+  }
+  config->host_key = std::move(*host);
+  if (!a.dhchap_ctrl_secret.empty()) {
+    auto ctrl = auth::ParseDhchapKey(a.dhchap_ctrl_secret);
+    if (!ctrl.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--dhchap-ctrl-secret: ", ctrl.status().message()));
+    }
+    config->ctrl_key = std::move(*ctrl);
+  }
+  return config;
 }
 
 json ToJson(const PathInfo& p) {

@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "auth/dhchap.h"
 #include "nlohmann/json.hpp"
 #include "nvmf_ublk/control.h"
 
@@ -15,6 +16,9 @@ namespace nvmf_ublk::control {
 nlohmann::json ToJson(const ConnectArgs& a);
 // Validates as it decodes: unknown transport, missing traddr/subnqn, out-of-range numbers.
 absl::StatusOr<ConnectArgs> ConnectArgsFromJson(const nlohmann::json& j);
+// The DH-HMAC-CHAP keys of `a` (null when it has none). Errors name the flag and what is wrong
+// with the key, never the key itself.
+absl::StatusOr<std::shared_ptr<const auth::DhchapHostConfig>> DhchapConfigFor(const ConnectArgs& a);
 
 nlohmann::json ToJson(const ConnectAllArgs& a);
 // The discovery controller's address and the connect options; subnqn is not needed.

@@ -113,6 +113,8 @@ io::ControllerOptions Daemon::ControllerOptionsFor(const ConnectArgs& a) const {
   o.ctrl_loss_tmo_s = a.ctrl_loss_tmo;
   o.fast_io_fail_tmo_s = a.fast_io_fail_tmo;
   o.hdr_digest = a.hdr_digest;
+  // Validated when the request (or the state file) was read, so it parses here.
+  if (auto dhchap = control::DhchapConfigFor(a); dhchap.ok()) o.dhchap = *dhchap;
   o.ghost_write_hold = a.ghost_write_hold;
   o.data_digest = a.data_digest;
   o.disable_sqflow = a.disable_sqflow;

@@ -11,6 +11,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "control/protocol.h"
 #include "daemon/daemon.h"
 #include "daemon/daemon_parts.h"
 #include "discovery/discover.h"
@@ -190,6 +191,7 @@ io::ControllerOptions DcOptions(const ConnectArgs& a) {
   o.kato_s = a.keep_alive_tmo;  // -1: 30 s for a discovery controller
   o.hdr_digest = a.hdr_digest;
   o.data_digest = a.data_digest;
+  if (auto dhchap = control::DhchapConfigFor(a); dhchap.ok()) o.dhchap = *dhchap;
   o.tos = a.tos;
   // Kept until disconnect-all: reconnect forever, backing off from reconnect_delay to 60 s.
   o.reconnect_delay_s = a.reconnect_delay;

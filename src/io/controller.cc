@@ -169,6 +169,8 @@ ConnectionOptions Controller::MakeConnectionOptions(uint16_t qid, uint16_t queue
   q.subnqn = options_.subnqn;
   q.hostnqn = options_.hostnqn;
   q.hostid = options_.hostid;
+  q.dhchap = options_.dhchap;
+  q.auth_transaction = qid;  // unique among the association's concurrent transactions
   q.name = absl::StrCat(options_.name, ":q", qid);
   return c;
 }

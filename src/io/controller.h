@@ -32,6 +32,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "auth/dhchap.h"
 #include "io/address.h"
 #include "io/io_queue.h"
 #include "io/io_request.h"
@@ -60,6 +61,8 @@ struct ControllerOptions {
   int fast_io_fail_tmo_s = -1;  // -1: off (I/O waits for the reconnect)
   bool hdr_digest = false;
   bool data_digest = false;
+  // DH-HMAC-CHAP keys, used on every queue whose Connect response asks (null: none).
+  std::shared_ptr<const auth::DhchapHostConfig> dhchap;
   bool disable_sqflow = false;
   int tos = -1;  // IP type of service of every connection; -1: the system's default
   // Reconnect backoff: each failed attempt since the loss doubles the delay, from

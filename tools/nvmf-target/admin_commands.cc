@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
+#include "auth/dhchap_messages.h"
 #include "base/clock.h"
 #include "base/endian.h"
 #include "base/log.h"
@@ -16,6 +17,7 @@
 namespace nvmf_ublk::target {
 namespace {
 
+constexpr uint32_t kConnectAuthReqAtr = 1u << 17;  // Connect response DW0: AUTHREQ.ATR
 constexpr uint16_t kInvalidField = nvme::MakeStatus(nvme::kSctGeneric, nvme::kScInvalidField, true);
 
 // NUL-terminated text of a fixed-size Connect data field.
@@ -72,6 +74,10 @@ Connection::Outcome Connection::ExecuteFabrics(Request& req) {
       WriteCc(static_cast<uint32_t>(LoadLe64(ts + 8)));
       return Outcome::kRespond;
     }
+    case nvme::FabricsType::kAuthSend:
+      return ExecuteAuth(req, true);
+    case nvme::FabricsType::kAuthReceive:
+      return ExecuteAuth(req, false);
     case nvme::FabricsType::kDisconnect:
       Respond(req);
       Close("host sent Disconnect");
@@ -216,11 +222,48 @@ Connection::Outcome Connection::ExecuteConnect(Request& req) {
   sq_head_ = 1 % sq_entries_;
   sq_flow_control_disabled_ = cattr & nvme::kConnectAttrDisableSqFlowControl;
   req.dw0 = ctrl_->cntlid();
+  if (auto ac = sub->AuthFor(hostnqn)) {
+    auth_ = std::make_unique<auth::DhchapController>(std::move(ac), hostnqn, subnqn);
+    req.dw0 |= kConnectAuthReqAtr;
+  }
   name_ = absl::StrFormat("%s cntlid %u q%u", peer_, ctrl_->cntlid(), qid_);
   NLOG(INFO) << name_ << ": host " << hostnqn << " connected to " << subnqn << " (SQ "
              << sq_entries_ << (sq_flow_control_disabled_ ? ", no SQ flow control" : "")
              << (qid == 0 ? absl::StrFormat(", KATO %u ms", kato) : std::string()) << ")";
   SetState(State::kLive);
+  return Outcome::kRespond;
+}
+
+Connection::Outcome Connection::ExecuteAuth(Request& req, bool send) {
+  const uint8_t* ts = reinterpret_cast<const nvme::FabricsSqe&>(req.sqe).ts;
+  if (!auth_ || ts[3] != auth::kSecpAuth || ts[1] != 1 || ts[2] != 1) {
+    req.status = kInvalidField;  // no authentication here, or not DH-HMAC-CHAP
+    req.dir = nvme::DataDirection::kNone;
+    return Outcome::kRespond;
+  }
+  if (send) {
+    if (LoadLe32(ts + 4) != req.data.size()) {
+      req.status = kInvalidField;  // TL must match the data
+      return Outcome::kRespond;
+    }
+    auth_->OnSend(req.data);
+  } else {
+    std::optional<auth::Bytes> m = auth_->OnReceive();
+    if (!m || m->size() > req.xfer_len) {
+      req.status = nvme::MakeStatus(nvme::kSctGeneric, nvme::kScCommandSequenceError, true);
+      req.dir = nvme::DataDirection::kNone;
+      return Outcome::kRespond;
+    }
+    // The message, zero-padded to the allocation length (as nvmet returns it).
+    m->resize(req.xfer_len, 0);
+    req.data = std::move(*m);
+  }
+  if (auth_->authenticated()) {
+    NLOG(INFO) << name_ << ": host authenticated (DH-HMAC-CHAP)";
+  } else if (auth_->step() == auth::DhchapController::Step::kFailed ||
+             auth_->step() == auth::DhchapController::Step::kSendFailure1) {
+    NLOG(WARNING) << name_ << ": authentication failed: " << auth_->failure();
+  }
   return Outcome::kRespond;
 }
 

@@ -11,6 +11,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "auth/crypto.h"
 #include "base/status.h"
 #include "target.h"
 
@@ -347,6 +348,10 @@ Ports and subsystems:
                             [,nsid=N][,ana-group=G][,size=SIZE][,nguid=HEX32][,uuid=UUID]
                             [,eui64=HEX16]; BS 512 (default), 1024, 2048 or 4096
   --host NQN                allow this host NQN (repeatable; default: any host)
+  --host-key NQN,key=DHHC-1:..[,ctrl-key=DHHC-1:..][,hash=sha256:..][,dhgroup=null:ffdhe2048:..]
+                            the host must authenticate (DH-HMAC-CHAP) with this secret; with
+                            ctrl-key the controller proves itself when asked; hash and dhgroup
+                            restrict what the controller accepts (preferred first)
   --serial SN, --model MN   Identify strings of the current subsystem
   --subsys-port N           export the current subsystem only on the N-th --listen (0-based;
                             repeatable; default: every port)
@@ -511,6 +516,49 @@ absl::StatusOr<CliOptions> ParseCommandLine(const std::vector<std::string>& args
   option("--host", [&](const std::string& v) {
     Check("--host", ValidateNqn(v));
     subsystem()->allowed_hosts.push_back(v);
+  });
+  option("--host-key", [&](const std::string& v) {
+    const std::vector<std::string> parts = Split(v, ',');
+    HostAuthConfig h;
+    h.hostnqn = parts[0];
+    Check("--host-key", ValidateNqn(h.hostnqn));
+    for (size_t k = 1; k < parts.size(); ++k) {
+      const std::string& p = parts[k];
+      auto list = [&](const std::string& text, bool hashes) {
+        std::vector<uint8_t> ids;
+        for (const std::string& name : Split(text, ':')) {
+          int found = -1;
+          for (int id = 0; id <= 5; ++id) {
+            const char* known =
+                hashes ? (id >= 1 && id <= 3 ? auth::ToString(static_cast<auth::HashId>(id)) : "")
+                       : auth::ToString(static_cast<auth::DhGroup>(id));
+            if (name == known) found = id;
+          }
+          if (found < 0) {
+            throw CLI::ValidationError(
+                "--host-key",
+                absl::StrCat("unknown ", hashes ? "hash" : "DH group", " '", name, "'"));
+          }
+          ids.push_back(static_cast<uint8_t>(found));
+        }
+        return ids;
+      };
+      if (p.rfind("key=", 0) == 0) {
+        h.key = p.substr(4);
+      } else if (p.rfind("ctrl-key=", 0) == 0) {
+        h.ctrl_key = p.substr(9);
+      } else if (p.rfind("hash=", 0) == 0) {
+        h.hashes = list(p.substr(5), true);
+      } else if (p.rfind("dhgroup=", 0) == 0) {
+        h.dhgroups = list(p.substr(8), false);
+      } else {
+        throw CLI::ValidationError("--host-key",
+                                   absl::StrCat("unknown option '", p.substr(0, p.find('=')),
+                                                "' (key=, ctrl-key=, hash=, dhgroup=)"));
+      }
+    }
+    if (h.key.empty()) throw CLI::ValidationError("--host-key", "key=DHHC-1:... is required");
+    subsystem()->host_auth.push_back(std::move(h));
   });
   option("--serial", [&](const std::string& v) {
     if (v.size() > 20) throw CLI::ValidationError("--serial", "at most 20 characters");

@@ -48,12 +48,24 @@ struct NamespaceConfig {
   std::optional<std::array<uint8_t, 8>> eui64;
 };
 
+// In-band authentication a subsystem requires of one host (like nvmet's hosts/<nqn>/dhchap_*):
+// its Connect responses ask for DH-HMAC-CHAP, and the host's queues are usable only once it
+// proved `key`. With `ctrl_key` the controller answers a host's challenge (bidirectional).
+struct HostAuthConfig {
+  std::string hostnqn;
+  std::string key;                // DHHC-1:hh:base64:
+  std::string ctrl_key;           // empty: none
+  std::vector<uint8_t> hashes;    // HashIDs the controller accepts, preferred first; empty: all
+  std::vector<uint8_t> dhgroups;  // DH group IDs, preferred first; empty: all
+};
+
 struct SubsystemConfig {
   std::string nqn;
   std::string serial;  // empty: derived from the NQN
   std::string model = "nvmf-ublk test target";
   std::vector<NamespaceConfig> namespaces;
   std::vector<std::string> allowed_hosts;  // empty: any host
+  std::vector<HostAuthConfig> host_auth;   // hosts that must authenticate
   std::vector<size_t> ports;               // indices into TargetConfig::ports; empty: all ports
 };
 

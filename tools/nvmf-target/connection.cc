@@ -669,7 +669,20 @@ void Connection::OnH2CDataComplete(const tcp::DataPdu& pdu, bool ddgst_ok) {
 
 void Connection::Execute(Request req) {
   Outcome outcome;
-  if (req.sqe.opcode == nvme::kFabricsOpcode) {
+  const bool fabrics = req.sqe.opcode == nvme::kFabricsOpcode;
+  const auto fctype =
+      static_cast<nvme::FabricsType>(reinterpret_cast<const nvme::FabricsSqe&>(req.sqe).fctype);
+  if (auth_ && !auth_->authenticated() &&
+      !(fabrics &&
+        (fctype == nvme::FabricsType::kAuthSend || fctype == nvme::FabricsType::kAuthReceive ||
+         fctype == nvme::FabricsType::kDisconnect))) {
+    // Base 2.0 §8.13.5: until the queue is authenticated, other commands fail.
+    req.status = nvme::MakeStatus(nvme::kSctCommandSpecific, nvme::kScAuthRequired, true);
+    req.dir = nvme::DataDirection::kNone;
+    Respond(req);
+    return;
+  }
+  if (fabrics) {
     outcome = ExecuteFabrics(req);
   } else if (qid_ == 0) {
     outcome = ExecuteAdmin(req);

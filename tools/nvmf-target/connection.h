@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "auth/dhchap.h"
 #include "base/unique_fd.h"
 #include "config.h"
 #include "nvme/commands.h"
@@ -160,6 +161,7 @@ class Connection final : private tcp::PduReceiver {
   // admin_commands.cc
   Outcome ExecuteFabrics(Request& req);
   Outcome ExecuteConnect(Request& req);
+  Outcome ExecuteAuth(Request& req, bool send);
   Outcome ExecuteAdmin(Request& req);
   void ExecuteIdentify(Request& req);
   void ExecuteGetLogPage(Request& req);
@@ -189,6 +191,9 @@ class Connection final : private tcp::PduReceiver {
   bool draining_ = false;  // DrainInput: EAGAIN ends it quietly
   std::vector<uint8_t> out_;
 
+  // DH-HMAC-CHAP of this queue when its host must authenticate; until it succeeded only
+  // Authentication Send / Receive (and Disconnect) are executed.
+  std::unique_ptr<auth::DhchapController> auth_;
   std::shared_ptr<Controller> ctrl_;
   uint16_t qid_ = 0;
   uint32_t sq_entries_ = 1;

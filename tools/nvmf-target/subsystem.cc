@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "auth/dhchap_key.h"
 
 namespace nvmf_ublk::target {
 namespace {
@@ -120,6 +121,42 @@ absl::StatusOr<std::unique_ptr<Subsystem>> Subsystem::Create(const SubsystemConf
     if (absl::Status s = ValidateNqn(host); !s.ok()) return s;
   }
   sub->allowed_hosts_ = config.allowed_hosts;
+  for (const HostAuthConfig& h : config.host_auth) {
+    if (absl::Status s = ValidateNqn(h.hostnqn); !s.ok()) return s;
+    auto c = std::make_shared<auth::DhchapControllerConfig>();
+    auto key = auth::ParseDhchapKey(h.key);
+    if (!key.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(config.nqn, ": key of host ", h.hostnqn, ": ", key.status().message()));
+    }
+    c->host_key = std::move(*key);
+    if (!h.ctrl_key.empty()) {
+      auto ck = auth::ParseDhchapKey(h.ctrl_key);
+      if (!ck.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(config.nqn, ": controller key for host ",
+                                                       h.hostnqn, ": ", ck.status().message()));
+      }
+      c->ctrl_key = std::move(*ck);
+    }
+    if (!h.hashes.empty()) {
+      c->hashes.clear();
+      for (uint8_t id : h.hashes) {
+        if (auth::HashLength(static_cast<auth::HashId>(id)) == 0) {
+          return absl::InvalidArgumentError(absl::StrCat("unknown hash ID ", id));
+        }
+        c->hashes.push_back(static_cast<auth::HashId>(id));
+      }
+    }
+    if (!h.dhgroups.empty()) {
+      c->dhgroups.clear();
+      for (uint8_t id : h.dhgroups) {
+        if (!auth::KnownDhGroup(id))
+          return absl::InvalidArgumentError(absl::StrCat("unknown DH group ", id));
+        c->dhgroups.push_back(static_cast<auth::DhGroup>(id));
+      }
+    }
+    sub->auth_[h.hostnqn] = std::move(c);
+  }
   for (size_t p : config.ports) {
     if (p >= num_ports) {
       return absl::InvalidArgumentError(
@@ -206,6 +243,12 @@ std::vector<uint32_t> Subsystem::AnaGroups() const {
   std::set<uint32_t> groups;
   for (const auto& ns : namespaces_) groups.insert(ns->ana_group());
   return {groups.begin(), groups.end()};
+}
+
+std::shared_ptr<const auth::DhchapControllerConfig> Subsystem::AuthFor(
+    std::string_view hostnqn) const {
+  auto it = auth_.find(hostnqn);
+  return it == auth_.end() ? nullptr : it->second;
 }
 
 bool Subsystem::HostAllowed(std::string_view hostnqn) const {

@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "auth/dhchap.h"
 #include "backend.h"
 #include "config.h"
 
@@ -86,6 +88,8 @@ class Subsystem {
   // ANA group IDs of the namespaces, ascending, without duplicates.
   std::vector<uint32_t> AnaGroups() const;
   bool HostAllowed(std::string_view hostnqn) const;
+  // The DH-HMAC-CHAP keys this host must prove, or null when it need not authenticate.
+  std::shared_ptr<const auth::DhchapControllerConfig> AuthFor(std::string_view hostnqn) const;
   bool OnPort(size_t port_index) const;
 
  private:
@@ -94,6 +98,7 @@ class Subsystem {
   bool discovery_ = false;
   std::vector<std::unique_ptr<Namespace>> namespaces_;
   std::vector<std::string> allowed_hosts_;
+  std::map<std::string, std::shared_ptr<const auth::DhchapControllerConfig>, std::less<>> auth_;
   std::vector<size_t> ports_;
 };
 

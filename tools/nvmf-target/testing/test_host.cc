@@ -221,7 +221,9 @@ absl::Status EnableController(TestQueue& admin) {
 absl::StatusOr<Session> ConnectSession(uint16_t port, const std::string& subnqn, int io_queues,
                                        const tcp::HostQueueOptions& io_options) {
   Session s;
-  ASSIGN_OR_RETURN(s.admin, TestQueue::Connect(port, QueueOptions(subnqn)));
+  tcp::HostQueueOptions admin = QueueOptions(subnqn);
+  admin.dhchap = io_options.dhchap;
+  ASSIGN_OR_RETURN(s.admin, TestQueue::Connect(port, admin));
   RETURN_IF_ERROR(EnableController(*s.admin));
   for (int i = 1; i <= io_queues; ++i) {
     tcp::HostQueueOptions o = io_options.subnqn.empty() ? QueueOptions(subnqn) : io_options;

@@ -97,6 +97,7 @@ struct Session {
   std::vector<std::unique_ptr<TestQueue>> io;
   TestQueue& io0() { return *io.at(0); }
 };
+// The admin queue uses io_options.dhchap too.
 absl::StatusOr<Session> ConnectSession(uint16_t port, const std::string& subnqn, int io_queues = 1,
                                        const tcp::HostQueueOptions& io_options = {});
 
