@@ -291,6 +291,11 @@ absl::StatusOr<std::vector<FabricsOptions>> DiscoveryControllersFromFiles(
       if (!p.hostid.empty()) merged.args.hostid = p.hostid;
       if (p.keep_alive_tmo >= 0) merged.args.keep_alive_tmo = p.keep_alive_tmo;
       if (p.persistent == 1) merged.persistent = true;
+      if (!p.dhchap_key.empty()) merged.args.dhchap_secret = p.dhchap_key;
+      if (!p.dhchap_ctrl_key.empty()) merged.args.dhchap_ctrl_secret = p.dhchap_ctrl_key;
+      if (absl::Status s = control::DhchapConfigFor(merged.args).status(); !s.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(p.where, ": ", s.message()));
+      }
       out.push_back(std::move(merged));
     }
   } else if (jtext.status().code() != absl::StatusCode::kNotFound) {

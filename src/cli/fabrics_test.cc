@@ -130,6 +130,23 @@ TEST_F(FabricsCli, DiscoveryConfErrorsNameTheLine) {
   auto good = DiscoveryControllersFromFiles(FabricsOptions{});
   ASSERT_TRUE(good.ok()) << good.status();
   EXPECT_EQ((*good)[0].args.dhchap_secret, key);
+  // config.json's keys, as libnvme reads them.
+  unlink((dir_ + "/discovery.conf").c_str());
+  Write("config.json", R"([{"hostnqn": "nqn.2014-08.org.nvmexpress:uuid:x", "dhchap_key": ")" +
+                           key +
+                           R"(", "subsystems": [{"nqn": "nqn.2014-08.org.nvmexpress.discovery",
+                           "ports": [{"transport": "tcp", "traddr": "127.0.0.1",
+                           "dhchap_ctrl_key": ")" +
+                           key + R"("}]}]}])");
+  good = DiscoveryControllersFromFiles(FabricsOptions{});
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_EQ((*good)[0].args.dhchap_secret, key);
+  EXPECT_EQ((*good)[0].args.dhchap_ctrl_secret, key);
+  Write("config.json", R"([{"dhchap_key": "DHHC-1:00:xyzw:", "subsystems": [{"ports":
+                           [{"transport": "tcp", "traddr": "127.0.0.1"}]}]}])");
+  EXPECT_THAT(DiscoveryControllersFromFiles(FabricsOptions{}).status().message(),
+              HasSubstr("config.json: hosts[0].subsystems[0].ports[0]: --dhchap-secret: bad"));
+  unlink((dir_ + "/config.json").c_str());
 }
 
 TEST_F(FabricsCli, DiscoverFollowsReferralsInNvmeCliShapes) {
@@ -161,6 +178,33 @@ TEST_F(FabricsCli, DiscoverFollowsReferralsInNvmeCliShapes) {
                                "subtype: nvme subsystem\n"));
   EXPECT_THAT(r.out, HasSubstr("subnqn:  nqn.2026-01.io.test:b\n"));
   EXPECT_THAT(r.out, HasSubstr("Referred discovery controller 127.0.0.1:" + std::to_string(pb)));
+}
+
+TEST_F(FabricsCli, DhchapKeyCommandsAreNvmeClis) {
+  // nvme-cli 2.3: nvme gen-dhchap-key --secret=00..1f --hmac=1 --nqn=<nqn>
+  const std::string s32 = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+  Result r =
+      Cli({"gen-dhchap-key", "-s", s32, "-m", "1", "-n", "nqn.2014-08.org.nvmexpress:uuid:test"});
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, "DHHC-1:01:WulleCBkG4oCs0iIC3Cit9gBDCLWiZ9PNXuhqytWkBIZkvGy:\n");
+  r = Cli({"gen-dhchap-key", "-s", s32});
+  EXPECT_EQ(r.out, "DHHC-1:00:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:\n");
+  // -m 2 without -l: a 48-byte key; the NQN from /etc/nvme/hostnqn.
+  r = Cli({"gen-dhchap-key", "-m", "2"});
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith("DHHC-1:02:"));
+  EXPECT_EQ(r.out.size(), std::string("DHHC-1:02:").size() + 72 + 2);  // base64 of 52 bytes, ":\n"
+  r = Cli({"check-dhchap-key", "-k", r.out.substr(0, r.out.size() - 1)});
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("48-byte secret, transform sha384"));
+  r = Cli(
+      {"check-dhchap-key", "-k", "DHHC-1:01:XulleCBkG4oCs0iIC3Cit9gBDCLWiZ9PNXuhqytWkBIZkvGy:"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("CRC does not match"));
+  r = Cli({"gen-dhchap-key", "-s", "xyz"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("hexadecimal"));
+  EXPECT_EQ(Cli({"gen-dhchap-key", "-m", "4"}).rc, 2);
 }
 
 TEST_F(FabricsCli, HostNqnCommands) {

@@ -78,6 +78,34 @@ TEST(Protocol, ConnectArgsValidation) {
   EXPECT_EQ(d.dev_id, 3);
 }
 
+TEST(Protocol, DhchapSecretsRoundTripAndAreChecked) {
+  const std::string key = "DHHC-1:01:WulleCBkG4oCs0iIC3Cit9gBDCLWiZ9PNXuhqytWkBIZkvGy:";
+  ConnectArgs a;
+  a.traddr = "x";
+  a.subnqn = "nqn.x";
+  a.dhchap_secret = key;
+  a.dhchap_ctrl_secret = key;
+  ASSERT_OK_AND_ASSIGN(ConnectArgs b, ConnectArgsFromJson(ToJson(a)));
+  EXPECT_EQ(b.dhchap_secret, key);
+  EXPECT_EQ(b.dhchap_ctrl_secret, key);
+  ASSERT_OK_AND_ASSIGN(auto config, DhchapConfigFor(b));
+  ASSERT_NE(config, nullptr);
+  EXPECT_EQ(config->host_key.transform, auth::HashId::kSha256);
+  EXPECT_TRUE(config->ctrl_key.has_value());
+  a.dhchap_secret.clear();
+  ASSERT_OK_AND_ASSIGN(auto none, DhchapConfigFor(ConnectArgs{}));
+  EXPECT_EQ(none, nullptr);
+
+  EXPECT_THAT(ConnectArgsFromJson(ToJson(a)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--dhchap-ctrl-secret needs --dhchap-secret")));
+  a.dhchap_secret = "DHHC-1:01:XulleCBkG4oCs0iIC3Cit9gBDCLWiZ9PNXuhqytWkBIZkvGy:";
+  auto bad = ConnectArgsFromJson(ToJson(a));
+  EXPECT_THAT(bad, StatusIs(absl::StatusCode::kInvalidArgument,
+                            HasSubstr("--dhchap-secret: bad DH-HMAC-CHAP key: its CRC")));
+  EXPECT_THAT(bad.status().message(), ::testing::Not(HasSubstr("XulleCBk")));
+}
+
 TEST(Protocol, ErrorReplyRoundTrip) {
   nlohmann::json r = ErrorReply(absl::UnavailableError("target unreachable"));
   EXPECT_EQ(r["ok"], false);

@@ -130,8 +130,9 @@ absl::StatusOr<std::vector<JsonPort>> ParseJsonConfig(std::string_view text,
     const std::string hw = absl::StrCat(o, ": hosts[", h, "]");
     if (!host.is_object()) return absl::InvalidArgumentError(absl::StrCat(hw, " is not an object"));
     JsonPort base;
-    for (absl::Status s : {StrField(host, "hostnqn", hw, &base.hostnqn),
-                           StrField(host, "hostid", hw, &base.hostid)}) {
+    for (absl::Status s :
+         {StrField(host, "hostnqn", hw, &base.hostnqn), StrField(host, "hostid", hw, &base.hostid),
+          StrField(host, "dhchap_key", hw, &base.dhchap_key)}) {
       if (!s.ok()) return s;
     }
     auto subs = host.find("subsystems");
@@ -176,6 +177,8 @@ absl::StatusOr<std::vector<JsonPort>> ParseJsonConfig(std::string_view text,
               BoolField(p, "data_digest", pw, &port.data_digest),
               BoolField(p, "disable_sqflow", pw, &port.disable_sqflow),
               BoolField(p, "persistent", pw, &port.persistent),
+              StrField(p, "dhchap_key", pw, &port.dhchap_key),
+              StrField(p, "dhchap_ctrl_key", pw, &port.dhchap_ctrl_key),
               BoolField(p, "discovery", pw, &disc)}) {
           if (!s.ok()) return s;
         }

@@ -55,6 +55,10 @@ struct JsonPort {
   int data_digest = -1;
   int disable_sqflow = -1;
   int persistent = -1;
+  // DH-HMAC-CHAP secrets as libnvme reads them: "dhchap_key" of the host (or of the port, which
+  // wins) is the host's secret, "dhchap_ctrl_key" of the port the controller's.
+  std::string dhchap_key;
+  std::string dhchap_ctrl_key;
   std::string where;  // "<origin>: hosts[0].subsystems[1].ports[0]" for messages
 };
 

@@ -43,10 +43,12 @@ TEST(ParseJsonConfig, DiscoveryPortsAndIoPortsWithTheirHost) {
   ASSERT_OK_AND_ASSIGN(auto ports, ParseJsonConfig(R"([
     {"hostnqn": "nqn.2014-08.org.nvmexpress:uuid:aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
      "hostid": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+     "dhchap_key": "DHHC-1:00:host:",
      "subsystems": [
        {"nqn": "nqn.2014-08.org.nvmexpress.discovery",
         "ports": [{"transport": "tcp", "traddr": "10.0.0.1", "trsvcid": "8009",
-                   "persistent": true}]},
+                   "persistent": true, "dhchap_key": "DHHC-1:00:port:",
+                   "dhchap_ctrl_key": "DHHC-1:00:ctrl:"}]},
        {"nqn": "nqn.x:a",
         "ports": [{"transport": "tcp", "traddr": "10.0.0.2", "trsvcid": "4420",
                    "keep_alive_tmo": 15, "hdr_digest": true},
@@ -56,6 +58,10 @@ TEST(ParseJsonConfig, DiscoveryPortsAndIoPortsWithTheirHost) {
   EXPECT_TRUE(ports[0].discovery);
   EXPECT_EQ(ports[0].persistent, 1);
   EXPECT_EQ(ports[0].hostid, "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee");
+  EXPECT_EQ(ports[0].dhchap_key, "DHHC-1:00:port:");  // the port's wins over the host's
+  EXPECT_EQ(ports[0].dhchap_ctrl_key, "DHHC-1:00:ctrl:");
+  EXPECT_EQ(ports[1].dhchap_key, "DHHC-1:00:host:");
+  EXPECT_EQ(ports[1].dhchap_ctrl_key, "");
   EXPECT_FALSE(ports[1].discovery);
   EXPECT_EQ(ports[1].subnqn, "nqn.x:a");
   EXPECT_EQ(ports[1].keep_alive_tmo, 15);

@@ -215,6 +215,25 @@ TEST(CliTest, CommandLine) {
   EXPECT_THAT(UsageText(), HasSubstr("--listen ADDR:PORT"));
 }
 
+TEST(CliTest, HostKey) {
+  const std::string key = "DHHC-1:00:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:";
+  auto o = ParseCommandLine({"--subsystem", "nqn.2026-01.io.test:a", "--ns", "ram:1M", "--host-key",
+                             "nqn.2026-01.io.test:h,key=" + key + ",ctrl-key=" + key +
+                                 ",hash=sha512:sha256,dhgroup=ffdhe8192:null"});
+  ASSERT_THAT(o, IsOk());
+  ASSERT_EQ(o->config.subsystems[0].host_auth.size(), 1u);
+  const HostAuthConfig& h = o->config.subsystems[0].host_auth[0];
+  EXPECT_EQ(h.hostnqn, "nqn.2026-01.io.test:h");
+  EXPECT_EQ(h.key, key);
+  EXPECT_EQ(h.ctrl_key, key);
+  EXPECT_EQ(h.hashes, (std::vector<uint8_t>{3, 1}));
+  EXPECT_EQ(h.dhgroups, (std::vector<uint8_t>{5, 0}));
+  EXPECT_THAT(ParseCommandLine({"--host-key", "nqn.2026-01.io.test:h"}).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("key=DHHC-1")));
+  EXPECT_THAT(ParseCommandLine({"--host-key", "nqn.2026-01.io.test:h,key=x,hash=md5"}).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown hash 'md5'")));
+}
+
 TEST(CliTest, ControlCommands) {
   TargetConfig c;
   c.ports.push_back(PortConfig{});
