@@ -252,6 +252,27 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       ->check(CLI::Range(0, 3));
   gen_key->add_option("-n,--nqn", key_nqn,
                       "the host NQN the key is for (with --hmac; default /etc/nvme/hostnqn)");
+  std::string tls_secret, tls_key, tls_host, tls_sub;
+  int tls_hmac = 1, tls_identity = 0;
+  bool tls_show = false;
+  CLI::App* gen_tls = app.add_subcommand(
+      "gen-tls-key", "print a new NVMe/TCP TLS PSK, NVMeTLSkey-1:hh:... (nvme-cli's gen-tls-key)");
+  gen_tls->add_option("-s,--secret", tls_secret, "the key, in hexadecimal (default: random)");
+  gen_tls
+      ->add_option("-m,--hmac", tls_hmac,
+                   "1: SHA-256, 32 bytes (default); 2: SHA-384, 48 bytes; 0: used untransformed")
+      ->check(CLI::Range(0, 2));
+  CLI::App* check_tls = app.add_subcommand(
+      "check-tls-key",
+      "check a TLS PSK; with -n print its PSK identity (and with --show-psk the derived TLS PSK)");
+  check_tls->add_option("-k,--keydata", tls_key, "the key, NVMeTLSkey-1:hh:base64:")->required();
+  check_tls->add_option("-q,--hostnqn", tls_host, "host NQN (default: /etc/nvme/hostnqn)");
+  check_tls->add_option("-n,--subsysnqn", tls_sub, "subsystem NQN");
+  check_tls->add_option("-I,--identity", tls_identity, "PSK identity version: 0 (default) or 1")
+      ->check(CLI::Range(0, 1));
+  check_tls->add_flag("--show-psk", tls_show,
+                      "also print the derived TLS PSK in hex (what a target's .nvme keyring holds "
+                      "under that identity)");
   CLI::App* check_key_cmd =
       app.add_subcommand("check-dhchap-key", "check a DH-HMAC-CHAP secret's format and CRC");
   check_key_cmd->add_option("-k,--key", check_key, "the key, DHHC-1:hh:base64:")->required();
@@ -306,6 +327,10 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     return RunGenDhchapKey(key_secret, key_length, key_hmac, key_nqn, out, err);
   }
   if (app.got_subcommand(check_key_cmd)) return RunCheckDhchapKey(check_key, out, err);
+  if (app.got_subcommand(gen_tls)) return RunGenTlsKey(tls_secret, tls_hmac, out, err);
+  if (app.got_subcommand(check_tls)) {
+    return RunCheckTlsKey(tls_key, tls_host, tls_sub, tls_identity, tls_show, out, err);
+  }
   if (app.got_subcommand(connect_all)) {
     // The files' errors before the daemon is asked anything.
     if (!all_o.refused.empty()) {

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "auth/dhchap_key.h"
+#include "auth/tls_psk.h"
 #include "base/status.h"
 #include "control/protocol.h"
 #include "discovery/config_file.h"
@@ -557,6 +558,59 @@ int RunGenDhchapKey(const std::string& secret_hex, int length, int hmac, const s
   auto key = auth::GenerateDhchapKey(hash, len, std::move(secret), use_nqn);
   if (!key.ok()) return Fail(err, key.status());
   out << auth::FormatDhchapKey(*key) << "\n";
+  return 0;
+}
+
+int RunGenTlsKey(const std::string& secret_hex, int hmac, std::ostream& out, std::ostream& err) {
+  auth::Bytes secret;
+  if (!secret_hex.empty()) {
+    if (secret_hex.size() % 2 != 0 ||
+        secret_hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+      err << "nvmf-ublk: --secret must be hexadecimal digits, two per byte\n";
+      return 1;
+    }
+    std::string raw =
+        absl::HexStringToBytes(absl::string_view(secret_hex.data(), secret_hex.size()));
+    secret.assign(raw.begin(), raw.end());
+    std::fill(raw.begin(), raw.end(), '\0');
+  }
+  auto psk = auth::GenerateTlsPsk(static_cast<auth::HashId>(hmac), std::move(secret));
+  if (!psk.ok()) return Fail(err, psk.status());
+  out << auth::FormatTlsPsk(*psk) << "\n";
+  return 0;
+}
+
+int RunCheckTlsKey(const std::string& key, const std::string& hostnqn, const std::string& subnqn,
+                   int version, bool show_psk, std::ostream& out, std::ostream& err) {
+  auto psk = auth::ParseTlsPsk(key);
+  if (!psk.ok()) return Fail(err, psk.status());
+  if (subnqn.empty()) {
+    if (show_psk) {
+      err << "nvmf-ublk: --show-psk needs -n/--subsysnqn (the TLS PSK is derived for both NQNs)\n";
+      return 1;
+    }
+    out << "valid TLS PSK: " << psk->key.size() << "-byte key, transform "
+        << auth::ToString(psk->transform) << "\n";
+    return 0;
+  }
+  std::string host = hostnqn;
+  if (host.empty()) {
+    auto id = discovery::ResolveHostIdentity("", "");
+    if (!id.ok() || id->nqn_generated) {
+      err << "nvmf-ublk: give -q/--hostnqn, or create " << discovery::NvmeConfigDir()
+          << "/hostnqn\n";
+      return 1;
+    }
+    host = id->hostnqn;
+  }
+  auto id = auth::DeriveTlsIdentity(*psk, host, subnqn, version);
+  if (!id.ok()) return Fail(err, id.status());
+  out << id->identity << "\n";
+  if (show_psk) {
+    out << absl::BytesToHexString(absl::string_view(
+               reinterpret_cast<const char*>(id->tls_psk.data()), id->tls_psk.size()))
+        << "\n";
+  }
   return 0;
 }
 

@@ -60,6 +60,12 @@ int RunGenHostNqn(std::ostream& out);
 // 0: 32 bytes, or the hash's length with a transform.
 int RunGenDhchapKey(const std::string& secret_hex, int length, int hmac, const std::string& nqn,
                     std::ostream& out, std::ostream& err);
+// nvme-cli's gen-tls-key: a configured TLS PSK (NVMeTLSkey-1:hh:...), random unless `secret_hex`.
+int RunGenTlsKey(const std::string& secret_hex, int hmac, std::ostream& out, std::ostream& err);
+// nvme-cli's check-tls-key: checks `key`; with both NQNs prints the PSK identity (`version` 0 or
+// 1) and, with `show_psk`, the derived TLS PSK in hex (for a kernel target's .nvme keyring).
+int RunCheckTlsKey(const std::string& key, const std::string& hostnqn, const std::string& subnqn,
+                   int version, bool show_psk, std::ostream& out, std::ostream& err);
 // nvme-cli's check-dhchap-key: whether `key` is a well-formed secret (CRC included).
 int RunCheckDhchapKey(const std::string& key, std::ostream& out, std::ostream& err);
 int RunShowHostNqn(std::ostream& out, std::ostream& err);

@@ -207,6 +207,33 @@ TEST_F(FabricsCli, DhchapKeyCommandsAreNvmeClis) {
   EXPECT_EQ(Cli({"gen-dhchap-key", "-m", "4"}).rc, 2);
 }
 
+TEST_F(FabricsCli, TlsKeyCommandsMatchLibnvmesVectors) {
+  const std::string k32 = "5512DBB6737D0106F65975B773DFB011FFC344BCF442E2DD6D8BC4870B5D5B03";
+  Result r = Cli({"gen-tls-key", "-s", k32});
+  EXPECT_EQ(r.out, "NVMeTLSkey-1:01:VRLbtnN9AQb2WXW3c9+wEf/DRLz0QuLdbYvEhwtdWwNf9LrZ:\n");
+  const std::string key = r.out.substr(0, r.out.size() - 1);
+  r = Cli({"check-tls-key", "-k", key, "-q", "nqn.psk-test-host", "-n", "nqn.psk-test-subsys", "-I",
+           "1"});
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "NVMe1R01 nqn.psk-test-host nqn.psk-test-subsys "
+            "iSbjiStwJ/1TrTvDlt2fjFmzvsytOJelidNnA+X5lEU=\n");
+  r = Cli({"check-tls-key", "-k", key, "-q", "nqn.psk-test-host", "-n", "nqn.psk-test-subsys",
+           "--show-psk"});
+  EXPECT_EQ(r.out,
+            "NVMe0R01 nqn.psk-test-host nqn.psk-test-subsys\n"
+            "05c6503551ad136e6ee32e6eeb3f6d500b69701d84ec71e328f65c7f51566f68\n");
+  r = Cli({"check-tls-key", "-k", key});
+  EXPECT_THAT(r.out, HasSubstr("valid TLS PSK: 32-byte key, transform sha256"));
+  r = Cli(
+      {"check-tls-key", "-k", "NVMeTLSkey-1:01:WRLbtnN9AQb2WXW3c9+wEf/DRLz0QuLdbYvEhwtdWwNf9LrZ:"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("CRC does not match"));
+  r = Cli({"gen-tls-key", "-m", "2"});
+  EXPECT_THAT(r.out, StartsWith("NVMeTLSkey-1:02:"));
+  EXPECT_EQ(r.out.size(), 89u + 1);  // libnvme's length for a 48-byte key
+}
+
 TEST_F(FabricsCli, HostNqnCommands) {
   Result r = Cli({"show-hostnqn"});
   EXPECT_EQ(r.rc, 0);

@@ -104,7 +104,10 @@ void TcpConnection::Start() {
   SetState(State::kConnecting);
   handshake_timer_ = reactor_->AddTimerAfter(options_.connect_timeout_ns, [this] {
     handshake_timer_ = 0;
-    const char* stage = state_ == State::kConnecting ? "TCP connect" : "NVMe/TCP handshake";
+    const char* stage = state_ == State::kConnecting ? "TCP connect"
+                        : queue_.state() == tcp::HostQueue::State::kAuthenticating
+                            ? "DH-HMAC-CHAP authentication"
+                            : "NVMe/TCP handshake";
     Close(absl::DeadlineExceededError(
         absl::StrCat(stage, " to ", options_.target.ToString(), " timed out after ",
                      options_.connect_timeout_ns / 1'000'000'000, " s")));

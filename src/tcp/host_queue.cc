@@ -645,6 +645,7 @@ void HostQueue::AuthNext() {
   }
   nvme::Sqe sqe;
   auth_sending_ = d.sending();
+  auth::Wipe(auth_buf_);  // the previous message (a challenge, a reply) is not kept
   if (auth_sending_) {
     auth_buf_ = d.outgoing();
     sqe = nvme::BuildAuthSend(auth::kSecpAuth, 1, 1, static_cast<uint32_t>(auth_buf_.size()));

@@ -127,6 +127,8 @@ for s in "${SECRETS[@]}"; do
   for f in "$LOG" "$NVMF_UBLK_GUEST_OUT/list.json" "$NVMF_UBLK_GUEST_OUT/subsys.json"; do
     grep -qF "$b64" "$f" && fail "a secret appears in $(basename "$f")"
   done
+  # Only the 0600 state file may hold them; the published device files (0644) never do.
+  grep -rlF "$b64" "$STATE" | grep -vx "$STATE/state.json" && fail "a secret in a readable file"
 done
 for f in "$STATE"/*.json; do
   [[ -e $f ]] || continue
