@@ -11,9 +11,10 @@ BUILD_PACKAGES=(
 TEST_PACKAGES=(clang libclang-rt-14-dev)
 # The guest test runner (tests/guest): QEMU with virtiofsd, a static busybox for the initramfs,
 # kmod/cpio/xz to prepare the kernel, and the tools the guest runs from the host's root.
+# keyutils and libnl-genl-3 let the cached tlshd (ktls-utils from trixie) run there.
 GUEST_PACKAGES=(
   qemu-system-x86 busybox-static kmod cpio xz-utils util-linux iproute2
-  nvme-cli fio e2fsprogs python3 ca-certificates jq systemd udev
+  nvme-cli fio e2fsprogs python3 ca-certificates jq systemd udev keyutils libnl-genl-3-200
 )
 
 # ensure_packages PKG...: apt-get installs the packages that are not installed yet.
