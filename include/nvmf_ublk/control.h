@@ -41,6 +41,10 @@ struct ConnectArgs {
   // state file (mode 0600) for reconnects and restarts; never logged or listed.
   std::string dhchap_secret;
   std::string dhchap_ctrl_secret;
+  // TLS 1.3 with a PSK (--tls, --tls-key): the configured PSK in the interchange format
+  // ("NVMeTLSkey-1:hh:base64:"); kept like the DH-HMAC-CHAP secrets.
+  bool tls = false;
+  std::string tls_key;
   // Multipath I/O policy of the devices this connect creates, or sets on the devices it adds a
   // path to: "round-robin", "queue-depth", "failover", "latency"; empty: round-robin for a new
   // device, unchanged for an existing one.

@@ -170,9 +170,20 @@ void AddFabricsOptions(CLI::App* app, FabricsOptions* o, Verb verb) {
   app->add_option_function<std::string>(
       "--dhchap-secret-file", secret_file(&a.dhchap_secret, "--dhchap-secret-file"),
       "read --dhchap-secret from this file (its first line; mode 0600 or stricter)");
-  refuse("--tls", "TLS is not supported yet", false);
-  refuse("--keyring", "TLS is not supported yet", true);
-  refuse("--tls_key,--tls-key", "TLS is not supported yet", true);
+  if (verb == Verb::kConnect) {
+    app->add_flag("--tls", a.tls,
+                  "TLS 1.3 with the PSK of --tls-key (kernel TLS carries the data)");
+    app->add_option("--tls-key,--tls_key", a.tls_key,
+                    "the configured TLS PSK, NVMeTLSkey-1:hh:base64: (as from gen-tls-key)");
+    app->add_option_function<std::string>("--tls-key-file",
+                                          secret_file(&a.tls_key, "--tls-key-file"),
+                                          "read --tls-key from this file (mode 0600 or stricter)");
+  } else {
+    refuse("--tls", "TLS is supported on connect only so far (not for discovery controllers)",
+           false);
+    refuse("--tls_key,--tls-key", "TLS is supported on connect only so far", true);
+  }
+  refuse("--keyring", "the kernel keyring is not read: give the PSK with --tls-key", true);
   refuse("-r,--raw", "the raw discovery log is not written; use -o json", true);
   refuse("--nbft", "NVMe/TCP boot firmware tables are not read", false);
   refuse("-J,--config", "config.json is read from /etc/nvme only", true);
@@ -243,6 +254,9 @@ absl::StatusOr<FabricsOptions> ParseConfLine(const std::vector<std::string>& arg
   if (absl::Status s = control::DhchapConfigFor(o.args).status(); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(where, ": ", s.message()));
   }
+  if (absl::Status s = control::TlsPskFor(o.args).status(); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": ", s.message()));
+  }
   return o;
 }
 
@@ -266,6 +280,8 @@ absl::StatusOr<std::vector<FabricsOptions>> DiscoveryControllersFromFiles(
       if (!o.args.hostid.empty()) merged.args.hostid = o.args.hostid;
       if (o.keep_alive_given) merged.args.keep_alive_tmo = o.args.keep_alive_tmo;
       if (!o.args.dhchap_secret.empty()) merged.args.dhchap_secret = o.args.dhchap_secret;
+      if (!o.args.tls_key.empty()) merged.args.tls_key = o.args.tls_key;
+      merged.args.tls |= o.args.tls;
       if (!o.args.dhchap_ctrl_secret.empty()) {
         merged.args.dhchap_ctrl_secret = o.args.dhchap_ctrl_secret;
       }
@@ -358,6 +374,9 @@ int RunDiscover(const FabricsOptions& cmd, std::ostream& out, std::ostream& err)
     auto dhchap = control::DhchapConfigFor(t.args);
     if (!dhchap.ok()) return Fail(err, dhchap.status());
     opts.dhchap = *dhchap;
+    auto tls = control::TlsPskFor(t.args);
+    if (!tls.ok()) return Fail(err, tls.status());
+    opts.tls_psk = *tls;
     auto logs = discovery::DiscoverWithReferrals(engine->get(), opts);
     if (!logs.ok()) {
       err << "nvmf-ublk: discover " << opts.traddr << ":" << opts.trsvcid << ": "

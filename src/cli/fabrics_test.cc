@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "cli/cli.h"
+#include "control/protocol.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -119,7 +120,12 @@ TEST_F(FabricsCli, DiscoveryConfErrorsNameTheLine) {
   Write("discovery.conf", "-a 127.0.0.1 --tls\n");
   r = Cli({"--socket", "/nonexistent/sock", "connect-all"});
   EXPECT_EQ(r.rc, 1);  // the refused --tls on the line, before the daemon is asked
-  EXPECT_THAT(r.err, HasSubstr("discovery.conf:1: --tls: TLS is not supported yet"));
+  EXPECT_THAT(r.err, HasSubstr("discovery.conf:1: --tls: TLS is supported on connect only"));
+  // connect: --tls without its key, refused by the request's validation.
+  ConnectArgs tls_only;
+  tls_only.tls = true;
+  EXPECT_THAT(control::TlsPskFor(tls_only).status().message(),
+              HasSubstr("--tls needs the PSK: --tls-key"));
   // DH-HMAC-CHAP secrets on a line are checked there (and never echoed).
   Write("discovery.conf", "-a 127.0.0.1 -s 1 --dhchap-secret DHHC-1:00:xyzw:\n");
   auto bad = DiscoveryControllersFromFiles(FabricsOptions{});

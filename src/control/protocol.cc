@@ -87,6 +87,8 @@ json ToJson(const ConnectArgs& a) {
               {"data_digest", a.data_digest},
               {"dhchap_secret", a.dhchap_secret},
               {"dhchap_ctrl_secret", a.dhchap_ctrl_secret},
+              {"tls", a.tls},
+              {"tls_key", a.tls_key},
               {"iopolicy", a.iopolicy},
               {"ghost_write_hold", a.ghost_write_hold},
               {"duplicate_connect", a.duplicate_connect},
@@ -116,6 +118,8 @@ absl::StatusOr<ConnectArgs> ConnectArgsFromJson(const json& j) {
                          Get(j, "data_digest", &a.data_digest),
                          Get(j, "dhchap_secret", &a.dhchap_secret),
                          Get(j, "dhchap_ctrl_secret", &a.dhchap_ctrl_secret),
+                         Get(j, "tls", &a.tls),
+                         Get(j, "tls_key", &a.tls_key),
                          Get(j, "iopolicy", &a.iopolicy),
                          Get(j, "ghost_write_hold", &a.ghost_write_hold),
                          Get(j, "duplicate_connect", &a.duplicate_connect),
@@ -148,7 +152,23 @@ absl::StatusOr<ConnectArgs> ConnectArgsFromJson(const json& j) {
                      "' (choose round-robin, queue-depth, failover or latency)"));
   }
   if (absl::Status s = DhchapConfigFor(a).status(); !s.ok()) return s;
+  if (absl::Status s = TlsPskFor(a).status(); !s.ok()) return s;
   return a;
+}
+
+absl::StatusOr<std::shared_ptr<const auth::TlsPsk>> TlsPskFor(const ConnectArgs& a) {
+  if (!a.tls && a.tls_key.empty()) return nullptr;
+  if (a.tls_key.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls needs the PSK: --tls-key NVMeTLSkey-1:... (or --tls-key-file); nvmf-ublk does not "
+        "read the kernel's .nvme keyring");
+  }
+  if (!a.tls) return absl::InvalidArgumentError("--tls-key is given without --tls");
+  auto psk = auth::ParseTlsPsk(a.tls_key);
+  if (!psk.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--tls-key: ", psk.status().message()));
+  }
+  return std::make_shared<const auth::TlsPsk>(std::move(*psk));
 }
 
 absl::StatusOr<std::shared_ptr<const auth::DhchapHostConfig>> DhchapConfigFor(

@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "auth/dhchap.h"
+#include "auth/tls_psk.h"
 #include "nlohmann/json.hpp"
 #include "nvmf_ublk/control.h"
 
@@ -19,6 +20,8 @@ absl::StatusOr<ConnectArgs> ConnectArgsFromJson(const nlohmann::json& j);
 // The DH-HMAC-CHAP keys of `a` (null when it has none). Errors name the flag and what is wrong
 // with the key, never the key itself.
 absl::StatusOr<std::shared_ptr<const auth::DhchapHostConfig>> DhchapConfigFor(const ConnectArgs& a);
+// The TLS PSK of `a` (null without --tls).
+absl::StatusOr<std::shared_ptr<const auth::TlsPsk>> TlsPskFor(const ConnectArgs& a);
 
 nlohmann::json ToJson(const ConnectAllArgs& a);
 // The discovery controller's address and the connect options; subnqn is not needed.

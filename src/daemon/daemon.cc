@@ -115,6 +115,7 @@ io::ControllerOptions Daemon::ControllerOptionsFor(const ConnectArgs& a) const {
   o.hdr_digest = a.hdr_digest;
   // Validated when the request (or the state file) was read, so it parses here.
   if (auto dhchap = control::DhchapConfigFor(a); dhchap.ok()) o.dhchap = *dhchap;
+  if (auto tls = control::TlsPskFor(a); tls.ok()) o.tls_psk = *tls;
   o.ghost_write_hold = a.ghost_write_hold;
   o.data_digest = a.data_digest;
   o.disable_sqflow = a.disable_sqflow;

@@ -192,6 +192,7 @@ io::ControllerOptions DcOptions(const ConnectArgs& a) {
   o.hdr_digest = a.hdr_digest;
   o.data_digest = a.data_digest;
   if (auto dhchap = control::DhchapConfigFor(a); dhchap.ok()) o.dhchap = *dhchap;
+  if (auto tls = control::TlsPskFor(a); tls.ok()) o.tls_psk = *tls;
   o.tos = a.tos;
   // Kept until disconnect-all: reconnect forever, backing off from reconnect_delay to 60 s.
   o.reconnect_delay_s = a.reconnect_delay;

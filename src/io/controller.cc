@@ -140,6 +140,16 @@ absl::Status Controller::Start() {
   uint8_t hostid[16];
   std::copy(options_.hostid.begin(), options_.hostid.end(), hostid);
   RETURN_IF_ERROR(nvme::BuildConnectData(hostid, 0, options_.subnqn, options_.hostnqn));
+  if (options_.tls_psk) {
+    ASSIGN_OR_RETURN(
+        auth::TlsIdentity id,
+        auth::DeriveTlsIdentity(*options_.tls_psk, options_.hostnqn, options_.subnqn, 0));
+    auto t = std::make_shared<TlsOptions>();
+    t->identity = id.identity;
+    t->psk = id.tls_psk;
+    t->hash = id.hash;
+    tls_ = std::move(t);
+  }
   SetState(kConnecting);
   Connect();
   return absl::OkStatus();
@@ -152,6 +162,7 @@ ConnectionOptions Controller::MakeConnectionOptions(uint16_t qid, uint16_t queue
   c.interface = options_.host_iface;
   c.tos = options_.tos;
   c.connect_timeout_ns = options_.connect_timeout_ns;
+  c.tls = tls_;
   tcp::HostQueueOptions& q = c.queue;
   q.qid = qid;
   q.queue_size = queue_size;

@@ -33,6 +33,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "auth/dhchap.h"
+#include "auth/tls_psk.h"
 #include "io/address.h"
 #include "io/io_queue.h"
 #include "io/io_request.h"
@@ -63,6 +64,9 @@ struct ControllerOptions {
   bool data_digest = false;
   // DH-HMAC-CHAP keys, used on every queue whose Connect response asks (null: none).
   std::shared_ptr<const auth::DhchapHostConfig> dhchap;
+  // TLS 1.3 with this configured PSK on every queue (null: plain TCP); the identity offered is
+  // "NVMe0R0<h> <hostnqn> <subnqn>" with the TLS PSK derived for it (auth/tls_psk.h).
+  std::shared_ptr<const auth::TlsPsk> tls_psk;
   bool disable_sqflow = false;
   int tos = -1;  // IP type of service of every connection; -1: the system's default
   // Reconnect backoff: each failed attempt since the loss doubles the delay, from
@@ -291,6 +295,7 @@ class Controller final : private ConnectionObserver {
   bool ever_live_ = false;
   SocketAddress target_;
   std::optional<SocketAddress> source_;
+  std::shared_ptr<const TlsOptions> tls_;  // from options_.tls_psk
 
   std::unique_ptr<TcpConnection> admin_;
   std::vector<std::unique_ptr<TcpConnection>> dead_admins_;  // closed, destroyed next turn

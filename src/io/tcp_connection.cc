@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "io/ktls.h"
 
 namespace nvmf_ublk::io {
 namespace {
@@ -27,6 +28,8 @@ const char* TcpConnection::ToString(State s) {
       return "idle";
     case State::kConnecting:
       return "connecting";
+    case State::kTls:
+      return "tls-handshake";
     case State::kHandshake:
       return "handshake";
     case State::kLive:
@@ -105,6 +108,7 @@ void TcpConnection::Start() {
   handshake_timer_ = reactor_->AddTimerAfter(options_.connect_timeout_ns, [this] {
     handshake_timer_ = 0;
     const char* stage = state_ == State::kConnecting ? "TCP connect"
+                        : state_ == State::kTls      ? "TLS handshake"
                         : queue_.state() == tcp::HostQueue::State::kAuthenticating
                             ? "DH-HMAC-CHAP authentication"
                             : "NVMe/TCP handshake";
@@ -147,6 +151,14 @@ void TcpConnection::OnConnected(int res) {
     Close(ErrnoToStatus(res, absl::StrCat("connect to ", options_.target.ToString())));
     return;
   }
+  if (options_.tls) {
+    StartTls();
+    return;
+  }
+  StartQueue();
+}
+
+void TcpConnection::StartQueue() {
   SetState(State::kHandshake);
   if (absl::Status s = queue_.Start(); !s.ok()) {
     Close(s);
@@ -156,9 +168,55 @@ void TcpConnection::OnConnected(int res) {
   reactor_->RequestFlush(this);
 }
 
+void TcpConnection::StartTls() {
+  SetState(State::kTls);
+  auto hs =
+      auth::TlsHandshake::Client(options_.tls->identity, options_.tls->psk, options_.tls->hash);
+  if (!hs.ok()) {
+    Close(hs.status());
+    return;
+  }
+  tls_ = std::move(*hs);
+  if (absl::Status s = tls_->Start(); !s.ok()) {
+    Close(s);
+    return;
+  }
+  tls_out_ = tls_->TakeOutput();
+  tls_out_sent_ = 0;
+  SendTls();
+  ArmRecv();
+}
+
+void TcpConnection::SendTls() {
+  if (send_inflight_ || tls_out_sent_ >= tls_out_.size()) return;
+  io_uring_sqe* sqe = reactor_->GetSqe(id_, kOpSend, 0);
+  io_uring_prep_send(sqe, fd_.get(), tls_out_.data() + tls_out_sent_,
+                     tls_out_.size() - tls_out_sent_, MSG_NOSIGNAL);
+  send_inflight_ = true;
+}
+
+void TcpConnection::FinishTls() {
+  // The server's records after its Finished would be the kernel's to open; an NVMe/TCP
+  // controller sends nothing before the host's ICReq.
+  if (tls_->trailing_bytes() != 0) {
+    Close(absl::DataLossError("TLS: the target sent data before the ICReq"));
+    return;
+  }
+  if (absl::Status s = InstallKernelTls(fd_.get(), *tls_); !s.ok()) {
+    Close(s);
+    return;
+  }
+  ktls_ = true;
+  NLOG(DEBUG) << name() << ": TLS 1.3 (" << auth::ToString(tls_->hash()) << ", PSK identity "
+              << options_.tls->identity << ") up, records in kernel TLS";
+  tls_.reset();
+  auth::Wipe(tls_out_);
+  StartQueue();
+}
+
 void TcpConnection::ArmRecv() {
   if (recv_inflight_ || state_ == State::kClosing || state_ == State::kClosed) return;
-  std::span<uint8_t> direct = queue_.RecvBuffer();
+  std::span<uint8_t> direct = state_ == State::kTls ? std::span<uint8_t>() : queue_.RecvBuffer();
   io_uring_sqe* sqe = reactor_->GetSqe(id_, kOpRecv, 0);
   recv_direct_ = direct.size() >= kDirectRecvBytes;
   if (recv_direct_) {
@@ -181,9 +239,43 @@ void TcpConnection::OnReceived(int res) {
   }
   if (state_ == State::kClosing || state_ == State::kClosed) return;
   if (res <= 0) {
+    if (ktls_ && (res == -EIO || res == -EBADMSG || res == -EKEYEXPIRED)) {
+      // Kernel TLS hands only application data to a plain recv: anything else (an alert, a
+      // KeyUpdate) or a record that does not authenticate ends here.
+      Close(absl::UnavailableError(absl::StrCat(
+          "TLS: ", options_.target.ToString(),
+          res == -EBADMSG ? " sent a record that does not authenticate"
+                          : " sent a TLS record that is not data (an alert or a key update)")));
+      return;
+    }
+    if (state_ == State::kTls && (res == 0 || res == -ECONNRESET)) {
+      // tlshd (nvmet's handshake agent) closes without an alert when the PSK does not fit.
+      Close(absl::UnauthenticatedError(
+          absl::StrCat("TLS handshake failed: ", options_.target.ToString(),
+                       " closed the connection (no PSK for identity '", options_.tls->identity,
+                       "', or a different key under it)")));
+      return;
+    }
     Close(res == 0 ? absl::UnavailableError(
                          absl::StrCat("connection closed by ", options_.target.ToString()))
                    : ErrnoToStatus(res, absl::StrCat("recv from ", options_.target.ToString())));
+    return;
+  }
+  if (state_ == State::kTls) {
+    absl::Status s =
+        tls_->Feed(std::span<const uint8_t>(recv_buf_.data(), static_cast<size_t>(res)));
+    auth::Bytes more = tls_->TakeOutput();
+    tls_out_.insert(tls_out_.end(), more.begin(), more.end());
+    if (!s.ok()) {
+      Close(s);
+      return;
+    }
+    SendTls();
+    if (!tls_->done()) {
+      ArmRecv();
+    } else if (!send_inflight_) {
+      FinishTls();
+    }
     return;
   }
   if (recv_direct_) {
@@ -221,6 +313,15 @@ void TcpConnection::OnSent(int res) {
   if (state_ == State::kClosing || state_ == State::kClosed) return;
   if (res < 0) {
     Close(ErrnoToStatus(res, absl::StrCat("send to ", options_.target.ToString())));
+    return;
+  }
+  if (state_ == State::kTls) {
+    tls_out_sent_ += static_cast<size_t>(res);
+    if (tls_out_sent_ < tls_out_.size()) {
+      SendTls();
+    } else if (tls_->done()) {
+      FinishTls();
+    }
     return;
   }
   queue_.SendComplete(static_cast<size_t>(res));
@@ -313,7 +414,7 @@ void TcpConnection::Close(const absl::Status& why) {
     reactor_->CancelTimer(handshake_timer_);
     handshake_timer_ = 0;
   }
-  const bool connected = state_ == State::kHandshake || state_ == State::kLive;
+  const bool connected = state_ == State::kHandshake || state_ == State::kLive;  // (not kTls)
   SetState(State::kClosing);  // first: the queue's failure callback re-enters Close()
   observer_->OnConnectionClosing(this);
   if (queue_.state() != tcp::HostQueue::State::kFailed) {

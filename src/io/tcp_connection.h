@@ -1,11 +1,15 @@
 // One NVMe/TCP connection (one queue of one association) driven by a Reactor.
 //
-//   Connecting --TCP up--> Handshake (ICReq/ICResp/Connect) --Connect ok--> Live
+//   Connecting --TCP up--> [Tls] --> Handshake (ICReq/ICResp/Connect) --Connect ok--> Live
 //        \________________ any error / Close() ________________/  --> Closing --> Closed
 //
 // - Non-blocking connect; TCP_NODELAY; optional source address (host_traddr) and interface
 //   (host_iface, SO_BINDTODEVICE). The whole handshake (TCP connect, ICResp, Connect) must finish
 //   within `connect_timeout_ns`, or the connection closes with kDeadlineExceeded.
+// - TLS (options.tls): before the ICReq, a TLS 1.3 handshake with the PSK (auth::TlsHandshake
+//   over this connection's sends and receives), then the keys go to kernel TLS and everything
+//   after is plain socket I/O as without TLS. A kernel without TLS, a handshake failure, or a
+//   record that is not application data later (an alert) closes the connection with the reason.
 // - One ordered send stream: at most one sendmsg in flight, each carrying every PDU ready at the
 //   end of the loop turn (scatter-gather). One recv in flight; large C2HData payload is received
 //   directly into the command's buffer.
@@ -28,6 +32,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "auth/tls_handshake.h"
 #include "base/unique_fd.h"
 #include "io/address.h"
 #include "io/reactor.h"
@@ -35,12 +40,21 @@
 
 namespace nvmf_ublk::io {
 
+// The TLS PSK a connection uses: the identity it offers and the derived TLS PSK.
+struct TlsOptions {
+  std::string identity;
+  auth::Bytes psk;
+  auth::HashId hash = auth::HashId::kSha256;
+  ~TlsOptions() { auth::Wipe(psk); }
+};
+
 struct ConnectionOptions {
   SocketAddress target;
   std::optional<SocketAddress> source;  // host_traddr
   std::string interface;                // host_iface
   int tos = -1;                         // IP_TOS / IPV6_TCLASS; -1: the system's default
   int64_t connect_timeout_ns = 10'000'000'000;
+  std::shared_ptr<const TlsOptions> tls;  // null: plain TCP
   tcp::HostQueueOptions queue;
 };
 
@@ -64,7 +78,7 @@ class TcpConnection final : private CompletionHandler,
                             private Flushable,
                             private tcp::HostQueueObserver {
  public:
-  enum class State { kIdle, kConnecting, kHandshake, kLive, kClosing, kClosed };
+  enum class State { kIdle, kConnecting, kTls, kHandshake, kLive, kClosing, kClosed };
   static const char* ToString(State s);
 
   TcpConnection(Reactor* reactor, ConnectionOptions options, ConnectionObserver* observer);
@@ -102,6 +116,12 @@ class TcpConnection final : private CompletionHandler,
   void OnConnected(int res);
   void OnSent(int res);
   void OnReceived(int res);
+  // TLS: the handshake's bytes go out with SendTls; FinishTls hands the keys to the kernel and
+  // starts the NVMe/TCP handshake.
+  void StartTls();
+  void SendTls();
+  void FinishTls();
+  void StartQueue();
   // One sendmsg of everything PendingSend() lists (no send may be in flight).
   void SendPending();
   void ContinueTermination(bool ok);
@@ -133,6 +153,10 @@ class TcpConnection final : private CompletionHandler,
   msghdr msg_{};
   iovec iov_[64];
   std::vector<uint8_t> recv_buf_;
+  std::unique_ptr<auth::TlsHandshake> tls_;
+  auth::Bytes tls_out_;  // handshake bytes to send, from tls_out_sent_
+  size_t tls_out_sent_ = 0;
+  bool ktls_ = false;  // the socket's records are the kernel's
 };
 
 }  // namespace nvmf_ublk::io

@@ -7,7 +7,9 @@
 # host finding the key under the identity (version 0, and version 1) and the handshake coming up
 # prove the test bed and the identity strings; no key is refused with ENOKEY. (Both kernels read
 # the same keyring, so this does not check the derivation: published vectors do, in
-# auth_tls_psk_test.) fio verify over the TLS connection.
+# auth_tls_psk_test.) fio verify over the TLS connection. Then nvmf-ublkd over the same port:
+# --tls --tls-key (TLS 1.3 handshake in the daemon, records in kernel TLS), fio verify; a wrong
+# PSK and a plain connect refused with no device left; the PSK not in the daemon's log.
 source "${NVMF_UBLK_GUEST_LIB:-$(dirname "${BASH_SOURCE[0]}")/lib}/common.sh"
 require_cmd keyctl fio python3
 C=$NVMF_UBLK_BUILD_DIR/src/cli/nvmf-ublk
@@ -83,4 +85,28 @@ ctrl=$(nvme_ctrl_for "$NQN" 4430 127.0.0.1)
 log "nsid 1 -> $dev via $ctrl (tls_key $(cat "/sys/class/nvme/$ctrl/tls_key" 2>/dev/null || echo ?))"
 fio_verify "$dev" --size=16m
 nvme disconnect -n "$NQN" >/dev/null
+
+log "nvmf-ublk: the daemon connects with --tls --tls-key (its own handshake, then kernel TLS)"
+STATE=/run/nvmf-ublk-test
+source "$NVMF_UBLK_GUEST_LIB/daemon.sh"
+daemon_start
+on_exit sh -c "pkill -KILL -x nvmf-ublkd; true"
+SOCK=$STATE/control.sock
+uconnect() {
+  "$C" --socket "$SOCK" connect -t tcp -a 127.0.0.1 -s 4430 -n "$NQN" -q "$HOST" -I "$HOSTID" "$@"
+}
+out=$(uconnect --tls --tls-key "$("$C" gen-tls-key)" 2>&1) && fail "a wrong TLS PSK connected: $out"
+echo "$out"
+grep -q "TLS handshake failed" <<<"$out" || fail "wrong TLS PSK: unclear error: $out"
+! ls /dev/ublkb* >/dev/null 2>&1 || fail "a failed TLS connect left a device"
+out=$(uconnect 2>&1) && fail "a plain connect to a TLS-only port connected: $out"
+echo "$out"
+printf '%s\n' "$key" >"$OUT/tls.key"
+chmod 600 "$OUT/tls.key"
+udev=$(uconnect --tls --tls-key-file "$OUT/tls.key") || fail "nvmf-ublk TLS connect failed"
+wait_for 10 "$udev" test -b "$udev"
+fio_verify "$udev" --size=16m
+b64=${key#NVMeTLSkey-1:??:}; b64=${b64%:}
+grep -qF "$b64" "$NVMF_UBLK_GUEST_OUT/nvmf-ublkd.log" && fail "the TLS PSK is in the daemon log"
+"$C" --socket "$SOCK" disconnect -n "$NQN" >/dev/null
 log "ok"

@@ -15,6 +15,7 @@
 #include "base/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "io/ktls.h"
 #include "tcp/pdu_codec.h"
 
 namespace nvmf_ublk::io {
@@ -227,6 +228,93 @@ TEST(Address, ResolveAndFormat) {
   EXPECT_THAT(ResolveAddress("", "4420"), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(ResolveAddress("no-such-host.invalid", "4420"),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("no-such-host.invalid")));
+}
+
+// A TLS peer: runs the server side of the PSK handshake over the accepted socket (blocking), then
+// reads whatever follows. Returns the handshake's result; `after` gets the bytes after it.
+absl::Status ServeTls(Listener& l, const std::string& id, const auth::Bytes& psk,
+                      std::vector<uint8_t>* after) {
+  UniqueFd fd(::accept(l.fd.get(), nullptr, nullptr));
+  auto hs =
+      auth::TlsHandshake::Server([&](std::string_view got) -> std::optional<auth::TlsServerPsk> {
+        if (got != id) return std::nullopt;
+        return auth::TlsServerPsk{psk, auth::HashId::kSha256};
+      });
+  if (!hs.ok()) return hs.status();
+  uint8_t buf[4096];
+  while (!(*hs)->done()) {
+    const ssize_t n = ::recv(fd.get(), buf, sizeof(buf), 0);
+    if (n <= 0) return absl::UnavailableError("peer closed during the handshake");
+    absl::Status st = (*hs)->Feed(std::span<const uint8_t>(buf, static_cast<size_t>(n)));
+    auth::Bytes out = (*hs)->TakeOutput();
+    if (!out.empty()) ::send(fd.get(), out.data(), out.size(), MSG_NOSIGNAL);
+    if (!st.ok()) return st;
+  }
+  for (;;) {
+    const ssize_t n = ::recv(fd.get(), buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    after->insert(after->end(), buf, buf + n);
+  }
+  return absl::OkStatus();
+}
+
+// TLS before the ICReq: the handshake runs over the connection's own sends and receives; then
+// the keys go to kernel TLS. This host's kernel may have none: then the connection closes with a
+// reason naming the tls module; where it has it, what follows on the wire is a TLS record (the
+// ICReq sealed by the kernel), never the plaintext ICReq.
+TEST(TcpConnection, TlsHandshakeThenKernelTlsOrAClearReason) {
+  Listener l;
+  const std::string id = "NVMe0R01 nqn.2026-01.io.test:host nqn.2026-01.io.test:sub";
+  const auth::Bytes psk = auth::RandomBytes(32);
+  std::vector<uint8_t> after;
+  absl::Status served;
+  std::thread peer([&] { served = ServeTls(l, id, psk, &after); });
+  Reactor r({64, "t"});
+  ASSERT_THAT(r.Init(), IsOk());
+  Observer obs;
+  ConnectionOptions o = Opts(l.port, 1'000'000'000);
+  auto t = std::make_shared<TlsOptions>();
+  t->identity = id;
+  t->psk = psk;
+  o.tls = t;
+  TcpConnection c(&r, o, &obs);
+  c.Start();
+  RunUntilClosed(r, obs, 3'000'000'000);  // with kernel TLS: the ICResp never comes (timeout)
+  if (c.state() != TcpConnection::State::kClosed) c.Close(absl::CancelledError("test over"));
+  RunUntilClosed(r, obs);
+  peer.join();
+  EXPECT_THAT(served, IsOk());
+  if (!KernelTlsAvailable()) {
+    EXPECT_THAT(obs.reason,
+                StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("modprobe tls")));
+    EXPECT_TRUE(after.empty());
+  } else {
+    ASSERT_GE(after.size(), 5u + 128u + 16u);
+    EXPECT_EQ(after[0], 23);  // an application-data record, not the ICReq's PDU type 0
+  }
+}
+
+TEST(TcpConnection, TlsWithTheWrongPskFailsTheHandshake) {
+  Listener l;
+  const std::string id = "NVMe0R01 nqn.2026-01.io.test:host nqn.2026-01.io.test:sub";
+  std::vector<uint8_t> after;
+  absl::Status served;
+  std::thread peer([&] { served = ServeTls(l, id, auth::RandomBytes(32), &after); });
+  Reactor r({64, "t"});
+  ASSERT_THAT(r.Init(), IsOk());
+  Observer obs;
+  ConnectionOptions o = Opts(l.port);
+  auto t = std::make_shared<TlsOptions>();
+  t->identity = id;
+  t->psk = auth::RandomBytes(32);
+  o.tls = t;
+  TcpConnection c(&r, o, &obs);
+  c.Start();
+  RunUntilClosed(r, obs);
+  peer.join();
+  EXPECT_FALSE(served.ok());
+  EXPECT_EQ(obs.live, 0);
+  EXPECT_THAT(obs.reason, StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("TLS")));
 }
 
 }  // namespace
