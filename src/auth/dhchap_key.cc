@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/endian.h"
+#include "base/status.h"
 #include "base/unique_fd.h"
 
 namespace nvmf_ublk::auth {
@@ -24,59 +25,76 @@ uint32_t Crc32(ByteView data) {
   return ~crc;
 }
 
-absl::StatusOr<DhchapKey> ParseDhchapKey(std::string_view text) {
-  constexpr std::string_view kPrefix = "DHHC-1:";
-  if (text.substr(0, kPrefix.size()) != kPrefix) {
-    return absl::InvalidArgumentError("not a DH-HMAC-CHAP key: it must start with 'DHHC-1:'");
-  }
-  text.remove_prefix(kPrefix.size());
-  if (text.size() < 3 || text[2] != ':' || text[0] != '0' || text[1] < '0' || text[1] > '3') {
+absl::StatusOr<KeyText> ParseKeyText(std::string_view text, std::string_view prefix, int max_hh,
+                                     std::string_view what,
+                                     absl::FunctionRef<std::string(int hh, size_t n)> size_error) {
+  const std::string kind(what);
+  if (text.substr(0, prefix.size()) != prefix) {
     return absl::InvalidArgumentError(
-        "bad DH-HMAC-CHAP key: the hash field after 'DHHC-1:' must be 00, 01, 02 or 03");
+        absl::StrCat("not a ", kind, ": it must start with '", std::string(prefix), "'"));
   }
-  const HashId transform = static_cast<HashId>(text[1] - '0');
+  text.remove_prefix(prefix.size());
+  if (text.size() < 3 || text[2] != ':' || text[0] != '0' || text[1] < '0' ||
+      text[1] > '0' + max_hh) {
+    std::string allowed;
+    for (int i = 0; i <= max_hh; ++i) {
+      absl::StrAppend(&allowed, i == 0 ? "" : i == max_hh ? " or " : ", ", "0", i);
+    }
+    return absl::InvalidArgumentError(absl::StrCat("bad ", kind, ": the hash field after '",
+                                                   std::string(prefix), "' must be ", allowed));
+  }
+  KeyText out;
+  out.hh = text[1] - '0';
   text.remove_prefix(3);
   if (!text.empty() && text.back() == ':') text.remove_suffix(1);
   if (text.find(':') != std::string_view::npos) {
-    return absl::InvalidArgumentError("bad DH-HMAC-CHAP key: extra ':' in the base64 field");
+    return absl::InvalidArgumentError(absl::StrCat("bad ", kind, ": extra ':' in the key field"));
   }
   std::string raw;
   if (text.empty() || text.size() % 4 != 0 ||
       !absl::Base64Unescape(absl::string_view(text.data(), text.size()), &raw)) {
-    return absl::InvalidArgumentError("bad DH-HMAC-CHAP key: the key field is not valid base64");
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad ", kind, ": the key field is not valid base64"));
   }
-  Bytes bytes(raw.begin(), raw.end());
+  out.key.assign(raw.begin(), raw.end());
   std::fill(raw.begin(), raw.end(), '\0');
-  if (bytes.size() != 36 && bytes.size() != 52 && bytes.size() != 68) {
-    const size_t n = bytes.size();
-    Wipe(bytes);
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad DH-HMAC-CHAP key: ", n,
-                     " bytes after base64 decoding; a key holds a 32, 48 or "
-                     "64-byte secret and its 4-byte CRC"));
+  const size_t n = out.key.size() < 4 ? 0 : out.key.size() - 4;
+  if (std::string want = size_error(out.hh, n); out.key.size() < 4 || !want.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("bad ", kind, ": ", out.key.size(),
+                                                   " bytes after base64 decoding; ", want,
+                                                   " and its 4-byte CRC expected"));
   }
-  const size_t len = bytes.size() - 4;
-  const uint32_t want = LoadLe32(bytes.data() + len);
-  if (Crc32(ByteView(bytes.data(), len)) != want) {
-    Wipe(bytes);
+  if (Crc32(ByteView(out.key.data(), n)) != LoadLe32(out.key.data() + n)) {
     return absl::InvalidArgumentError(
-        "bad DH-HMAC-CHAP key: its CRC does not match (a mistyped or truncated key?)");
+        absl::StrCat("bad ", kind, ": its CRC does not match (a mistyped or truncated key?)"));
   }
-  bytes.resize(len);
-  return DhchapKey(transform, std::move(bytes));
+  out.key.resize(n);
+  return out;
 }
 
-std::string FormatDhchapKey(const DhchapKey& key) {
-  Bytes buf = key.secret;
-  const uint32_t crc = Crc32(buf);
+std::string FormatKeyText(std::string_view prefix, int hh, ByteView key) {
+  Bytes buf(key.begin(), key.end());
   buf.resize(buf.size() + 4);
-  StoreLe32(buf.data() + key.secret.size(), crc);
-  std::string out = absl::StrFormat("DHHC-1:%02d:", static_cast<int>(key.transform));
+  StoreLe32(buf.data() + key.size(), Crc32(key));
+  std::string out = absl::StrFormat("%s%02d:", std::string(prefix), hh);
   out +=
       absl::Base64Escape(absl::string_view(reinterpret_cast<const char*>(buf.data()), buf.size()));
   out += ':';
   Wipe(buf);
   return out;
+}
+
+absl::StatusOr<DhchapKey> ParseDhchapKey(std::string_view text) {
+  ASSIGN_OR_RETURN(
+      KeyText k,
+      ParseKeyText(text, "DHHC-1:", 3, "DH-HMAC-CHAP key", [](int, size_t n) -> std::string {
+        return n == 32 || n == 48 || n == 64 ? "" : "a 32, 48 or 64-byte secret";
+      }));
+  return DhchapKey(static_cast<HashId>(k.hh), std::move(k.key));
+}
+
+std::string FormatDhchapKey(const DhchapKey& key) {
+  return FormatKeyText("DHHC-1:", static_cast<int>(key.transform), key.secret);
 }
 
 Bytes TransformKey(const DhchapKey& key, std::string_view nqn) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "auth/crypto.h"
 
@@ -33,6 +34,21 @@ struct DhchapKey {
 
 // The CRC-32 (IEEE 802.3, as zlib's crc32) the representation appends.
 uint32_t Crc32(ByteView data);
+
+// The text both key representations share (DH-HMAC-CHAP secrets here, TLS PSKs in tls_psk.h):
+// "<prefix><hh>:<base64(key || CRC-32(key) little-endian)>:", hh two decimal digits 00..max_hh,
+// the trailing ':' optional. `what` names the kind in errors ("DH-HMAC-CHAP key"); `size_error`
+// returns "" when a key of n bytes fits hh, else what was expected ("a 32-byte key"). Errors
+// never repeat the key.
+struct KeyText {
+  int hh = 0;
+  Bytes key;
+  ~KeyText() { Wipe(key); }
+};
+absl::StatusOr<KeyText> ParseKeyText(std::string_view text, std::string_view prefix, int max_hh,
+                                     std::string_view what,
+                                     absl::FunctionRef<std::string(int hh, size_t n)> size_error);
+std::string FormatKeyText(std::string_view prefix, int hh, ByteView key);
 
 // Parses "DHHC-1:hh:base64:" (the trailing ':' optional, as the kernel accepts). Errors name what
 // is wrong (prefix, hash, base64, length, CRC) without repeating the secret.

@@ -11,6 +11,7 @@
 #include "auth/dhchap_key.h"
 #include "base/endian.h"
 #include "base/log.h"
+#include "base/status.h"
 
 namespace nvmf_ublk::auth {
 namespace {
@@ -50,57 +51,17 @@ HashId TlsPsk::cipher_hash() const {
 }
 
 absl::StatusOr<TlsPsk> ParseTlsPsk(std::string_view text) {
-  constexpr std::string_view kPrefix = "NVMeTLSkey-1:";
-  if (text.substr(0, kPrefix.size()) != kPrefix) {
-    return absl::InvalidArgumentError("not a TLS PSK: it must start with 'NVMeTLSkey-1:'");
-  }
-  text.remove_prefix(kPrefix.size());
-  if (text.size() < 3 || text[2] != ':' || text[0] != '0' || text[1] < '0' || text[1] > '2') {
-    return absl::InvalidArgumentError(
-        "bad TLS PSK: the hash field after 'NVMeTLSkey-1:' must be 00, 01 or 02");
-  }
-  const HashId transform = static_cast<HashId>(text[1] - '0');
-  text.remove_prefix(3);
-  if (!text.empty() && text.back() == ':') text.remove_suffix(1);
-  std::string raw;
-  if (text.empty() || text.size() % 4 != 0 || text.find(':') != std::string_view::npos ||
-      !absl::Base64Unescape(absl::string_view(text.data(), text.size()), &raw)) {
-    return absl::InvalidArgumentError("bad TLS PSK: the key field is not valid base64");
-  }
-  Bytes bytes(raw.begin(), raw.end());
-  std::fill(raw.begin(), raw.end(), '\0');
-  const size_t want = transform == HashId::kSha384 ? 52 : transform == HashId::kSha256 ? 36 : 0;
-  if ((want != 0 && bytes.size() != want) ||
-      (want == 0 && bytes.size() != 36 && bytes.size() != 52)) {
-    const size_t n = bytes.size();
-    Wipe(bytes);
-    return absl::InvalidArgumentError(absl::StrCat("bad TLS PSK: ", n,
-                                                   " bytes after base64 decoding; a ",
-                                                   transform == HashId::kSha384   ? "48"
-                                                   : transform == HashId::kSha256 ? "32"
-                                                                                  : "32 or 48",
-                                                   "-byte key and its 4-byte CRC expected"));
-  }
-  const size_t len = bytes.size() - 4;
-  if (Crc32(ByteView(bytes.data(), len)) != LoadLe32(bytes.data() + len)) {
-    Wipe(bytes);
-    return absl::InvalidArgumentError(
-        "bad TLS PSK: its CRC does not match (a mistyped or truncated key?)");
-  }
-  bytes.resize(len);
-  return TlsPsk(transform, std::move(bytes));
+  ASSIGN_OR_RETURN(KeyText k,
+                   ParseKeyText(text, "NVMeTLSkey-1:", 2, "TLS PSK", [](int hh, size_t n) {
+                     if (hh == 1) return std::string(n == 32 ? "" : "a 32-byte key");
+                     if (hh == 2) return std::string(n == 48 ? "" : "a 48-byte key");
+                     return std::string(n == 32 || n == 48 ? "" : "a 32 or 48-byte key");
+                   }));
+  return TlsPsk(static_cast<HashId>(k.hh), std::move(k.key));
 }
 
 std::string FormatTlsPsk(const TlsPsk& psk) {
-  Bytes buf = psk.key;
-  buf.resize(buf.size() + 4);
-  StoreLe32(buf.data() + psk.key.size(), Crc32(psk.key));
-  std::string out = absl::StrFormat("NVMeTLSkey-1:%02d:", static_cast<int>(psk.transform));
-  out +=
-      absl::Base64Escape(absl::string_view(reinterpret_cast<const char*>(buf.data()), buf.size()));
-  out += ':';
-  Wipe(buf);
-  return out;
+  return FormatKeyText("NVMeTLSkey-1:", static_cast<int>(psk.transform), psk.key);
 }
 
 absl::StatusOr<TlsPsk> GenerateTlsPsk(HashId transform, Bytes secret) {

@@ -545,6 +545,23 @@ int RunGenHostNqn(std::ostream& out) {
   return 0;
 }
 
+namespace {
+
+// --secret of gen-dhchap-key / gen-tls-key: hexadecimal, two digits per byte ("" = none).
+bool HexSecret(const std::string& hex, auth::Bytes* out, std::ostream& err) {
+  if (hex.empty()) return true;
+  if (hex.size() % 2 != 0 || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+    err << "nvmf-ublk: --secret must be hexadecimal digits, two per byte\n";
+    return false;
+  }
+  std::string raw = absl::HexStringToBytes(absl::string_view(hex.data(), hex.size()));
+  out->assign(raw.begin(), raw.end());
+  std::fill(raw.begin(), raw.end(), '\0');
+  return true;
+}
+
+}  // namespace
+
 int RunGenDhchapKey(const std::string& secret_hex, int length, int hmac, const std::string& nqn,
                     std::ostream& out, std::ostream& err) {
   const auto hash = static_cast<auth::HashId>(hmac);
@@ -559,17 +576,7 @@ int RunGenDhchapKey(const std::string& secret_hex, int length, int hmac, const s
     use_nqn = id->hostnqn;
   }
   auth::Bytes secret;
-  if (!secret_hex.empty()) {
-    std::string raw;
-    if (secret_hex.size() % 2 != 0 ||
-        secret_hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
-      err << "nvmf-ublk: --secret must be hexadecimal digits, two per byte\n";
-      return 1;
-    }
-    raw = absl::HexStringToBytes(absl::string_view(secret_hex.data(), secret_hex.size()));
-    secret.assign(raw.begin(), raw.end());
-    std::fill(raw.begin(), raw.end(), '\0');
-  }
+  if (!HexSecret(secret_hex, &secret, err)) return 1;
   size_t len = length > 0        ? static_cast<size_t>(length)
                : !secret.empty() ? secret.size()
                : hmac != 0       ? auth::HashLength(hash)
@@ -582,17 +589,7 @@ int RunGenDhchapKey(const std::string& secret_hex, int length, int hmac, const s
 
 int RunGenTlsKey(const std::string& secret_hex, int hmac, std::ostream& out, std::ostream& err) {
   auth::Bytes secret;
-  if (!secret_hex.empty()) {
-    if (secret_hex.size() % 2 != 0 ||
-        secret_hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
-      err << "nvmf-ublk: --secret must be hexadecimal digits, two per byte\n";
-      return 1;
-    }
-    std::string raw =
-        absl::HexStringToBytes(absl::string_view(secret_hex.data(), secret_hex.size()));
-    secret.assign(raw.begin(), raw.end());
-    std::fill(raw.begin(), raw.end(), '\0');
-  }
+  if (!HexSecret(secret_hex, &secret, err)) return 1;
   auto psk = auth::GenerateTlsPsk(static_cast<auth::HashId>(hmac), std::move(secret));
   if (!psk.ok()) return Fail(err, psk.status());
   out << auth::FormatTlsPsk(*psk) << "\n";
