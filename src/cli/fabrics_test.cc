@@ -82,6 +82,12 @@ TEST_F(FabricsCli, RefusedOptionsSayWhy) {
            "--dhchap-ctrl-secret-file", dir_ + "/nonexistent"});
   EXPECT_EQ(r.rc, 2);
   EXPECT_THAT(r.err, HasSubstr("cannot open secret file"));
+  r = Cli({"connect", "-a", "127.0.0.1", "-n", "nqn.x:y", "--keyring", ".nvme"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_THAT(r.err, HasSubstr("--keyring: the kernel keyring is not read"));
+  r = Cli({"discover", "-a", "127.0.0.1", "--tls"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("--tls: TLS is supported on connect only"));
   r = Cli({"connect", "-a", "127.0.0.1", "-n", "nqn.x:y", "-W", "2"});
   EXPECT_EQ(r.rc, 2);
   EXPECT_THAT(r.err, HasSubstr("--nr-write-queues"));
